@@ -1,0 +1,1 @@
+"""TAC Gateway: a tiered trusted-access gateway for specialized models."""
