@@ -1,1 +1,1 @@
-"""Demo pieces: a local OpenAI-compatible model server and a demo catalog, for the quickstart and tests."""
+"""Demo pieces: a local OpenAI-compatible model server and the demo catalog (quickstart, tests)."""

@@ -1,0 +1,1 @@
+"""Admin operations on organizations, grants, clients and the model catalog."""

@@ -1,0 +1,1 @@
+"""HTTP routers: thin; every decision is made in `gateway.pipeline` or a dependency."""

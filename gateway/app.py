@@ -1,0 +1,76 @@
+"""`create_app(settings)`: the FastAPI app, its routers, its error handlers, its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+from slowapi.util import get_remote_address
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from gateway.api import health, oauth, v1
+from gateway.api.errors import error_body
+from gateway.runtime import start_runtime, stop_runtime
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await start_runtime(settings)
+        try:
+            yield
+        finally:
+            await stop_runtime(app.state.runtime)
+
+    app = FastAPI(title="TAC Gateway", version="0.1.0", lifespan=lifespan)
+    limiter = Limiter(
+        key_func=get_remote_address,
+        storage_uri=settings.rate_limit_storage,
+        headers_enabled=False,
+    )
+    app.state.limiter = limiter
+    app.include_router(v1.router)
+    app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
+    app.include_router(health.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Errors outside the pipeline (routing, validation, the token endpoint's limit)."""
+
+    @app.exception_handler(RateLimitExceeded)
+    async def _rate_limited(request: Request, exc: RateLimitExceeded) -> Response:
+        # RFC 6749 error shape: this is the OAuth token endpoint.
+        return JSONResponse(
+            {"error": "slow_down", "error_description": f"Rate limit exceeded: {exc.detail}"},
+            status_code=429,
+            headers={"Retry-After": "60"},
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return Response(
+            error_body(message=str(exc.detail), error_type="invalid_request_error", code=code),
+            status_code=exc.status_code,
+            media_type="application/json",
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return Response(
+            error_body(
+                message="Invalid request.",
+                error_type="invalid_request_error",
+                code="invalid_request",
+            ),
+            status_code=400,
+            media_type="application/json",
+        )

@@ -1,0 +1,1 @@
+"""Audit: one durable, append-only record per access decision, allowed or denied."""

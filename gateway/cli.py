@@ -1,0 +1,229 @@
+"""`tac-gateway`: run, migrate, and bootstrap organizations, clients and models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.admin import ops
+from gateway.app import create_app
+from gateway.db.engine import make_engine
+from gateway.db.migrate import upgrade
+from gateway.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    args.func(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tac-gateway", description=__doc__)
+    sub = p.add_subparsers(required=True)
+
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(func=_serve)
+
+    s = sub.add_parser("migrate", help="create or upgrade the database schema")
+    s.set_defaults(func=lambda a: upgrade(Settings().database_url))
+
+    s = sub.add_parser("demo", help="run the quickstart: demo model server + gateway on SQLite")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--upstream-port", type=int, default=8081)
+    s.set_defaults(func=_demo)
+
+    org = sub.add_parser("org", help="organizations").add_subparsers(required=True)
+    s = org.add_parser("create")
+    s.add_argument("name")
+    s.add_argument("--status", default="active", choices=["pending", "active", "suspended"])
+    s.set_defaults(func=lambda a: _db(lambda e: _org_create(e, a)))
+    s = org.add_parser("grant", help="grant an organization a tier")
+    s.add_argument("name")
+    s.add_argument("tier")
+    s.add_argument("--by", default="cli-admin")
+    s.add_argument("--evidence", default="")
+    s.set_defaults(func=lambda a: _db(lambda e: _org_grant(e, a)))
+
+    s = sub.add_parser("client", help="OAuth clients").add_subparsers(required=True)
+    c = s.add_parser("create", help="create a client and print its credentials once")
+    c.add_argument("org")
+    c.add_argument("--name", default="cli client")
+    c.set_defaults(func=lambda a: _db(lambda e: _client_create(e, a)))
+
+    s = sub.add_parser("model", help="model catalog").add_subparsers(required=True)
+    m = s.add_parser("add")
+    m.add_argument("name")
+    m.add_argument("--upstream", required=True, help="base URL, e.g. http://vllm:8000/v1")
+    m.add_argument("--upstream-model", help="name at the upstream (default: same)")
+    m.add_argument("--tier", required=True, help="lowest tier that may use it")
+    m.set_defaults(func=lambda a: _db(lambda e: _model_add(e, a)))
+
+    s = sub.add_parser("audit", help="audit log").add_subparsers(required=True)
+    t = s.add_parser("tail", help="most recent decisions")
+    t.add_argument("-n", type=int, default=20)
+    t.set_defaults(func=lambda a: _db(lambda e: _audit_tail(e, a)))
+    return p
+
+
+def _serve(args: argparse.Namespace) -> None:
+    settings = Settings()
+    upgrade(settings.database_url)
+    _run(create_app(settings), args.host, args.port)
+
+
+def _run(app: Any, host: str, port: int) -> None:
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=False,
+    )
+
+
+def _db(work: Callable[[AsyncEngine], Awaitable[None]]) -> None:
+    async def go() -> None:
+        engine = make_engine(Settings().database_url)
+        try:
+            await work(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+async def _org_create(engine: AsyncEngine, a: argparse.Namespace) -> None:
+    org = await ops.create_org(engine, name=a.name, status=a.status)
+    print(json.dumps({"org_id": org.id, "name": org.name, "status": org.status}))
+
+
+async def _org_grant(engine: AsyncEngine, a: argparse.Namespace) -> None:
+    org = await _org(engine, a.name)
+    grant = await ops.grant_tier(
+        engine, org_id=org.id, tier=a.tier, granted_by=a.by, evidence=a.evidence
+    )
+    print(json.dumps({"grant_id": grant.id, "org": a.name, "tier": a.tier}))
+
+
+async def _client_create(engine: AsyncEngine, a: argparse.Namespace) -> None:
+    org = await _org(engine, a.org)
+    creds = await ops.create_client(engine, org_id=org.id, name=a.name)
+    print(json.dumps({"client_id": creds.client_id, "client_secret": creds.client_secret}))
+
+
+async def _model_add(engine: AsyncEngine, a: argparse.Namespace) -> None:
+    entry = await ops.add_model(
+        engine,
+        name=a.name,
+        upstream_url=a.upstream,
+        upstream_model=a.upstream_model or a.name,
+        tier_floor=a.tier,
+    )
+    print(json.dumps({"model": entry.name, "tier_floor": entry.tier_floor}))
+
+
+async def _audit_tail(engine: AsyncEngine, a: argparse.Namespace) -> None:
+    for ev in reversed(await ops.recent_audit(engine, limit=a.n)):
+        print(
+            f"{ev.ts:%H:%M:%S} {ev.id[:12]} {ev.decision:5} {ev.status} "
+            f"tier={ev.tier or '-'} model={ev.model or '-'} sub={ev.subject or '-'} "
+            f"reasons={ev.reasons}"
+        )
+
+
+async def _org(engine: AsyncEngine, name: str) -> Any:
+    org = await ops.find_org(engine, name=name)
+    if org is None:
+        sys.exit(f"no organization named {name!r}")
+    return org
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from gateway.demo.seed import seed
+
+    settings = Settings(
+        dev_mode=True,
+        database_url="sqlite+aiosqlite:///./var/demo.db",
+        signing_key_file="./var/demo-signing-key.pem",
+        issuer=f"http://127.0.0.1:{args.port}",
+    )
+    upstream_url = f"http://127.0.0.1:{args.upstream_port}/v1"
+    upgrade(settings.database_url)
+    clients = asyncio.run(_seed(settings, upstream_url, seed))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway.demo.upstream", "--port", str(args.upstream_port)]
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{args.upstream_port}/healthz")
+        _print_quickstart(args.port, clients)
+        _run(create_app(settings), "127.0.0.1", args.port)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+async def _seed(settings: Settings, upstream_url: str, seed: Any) -> Any:
+    engine = make_engine(settings.database_url)
+    try:
+        return await seed(engine, upstream_url=upstream_url)
+    finally:
+        await engine.dispose()
+
+
+def _wait_for(url: str, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    sys.exit(f"demo model server did not start at {url}")
+
+
+def _print_quickstart(port: int, clients: Any) -> None:
+    base = f"http://127.0.0.1:{port}"
+    print("\nTAC Gateway demo (SQLite ./var/demo.db, embedded Rego, memory rate limits)")
+    print(
+        "Upstream: the DEMO model server (not a real model); point models at vLLM/OpenAI "
+        "with `tac-gateway model add`.\n"
+    )
+    print(f"{'tier':9} {'organization':27} client_id / client_secret")
+    for c in clients:
+        print(f"{c.tier:9} {c.org:27} {c.client_id} / {c.client_secret}")
+    public = clients[0]
+    print(
+        f"""
+Get a token for the public client:
+  TOKEN=$(curl -s -u {public.client_id}:{public.client_secret} \\
+          -d grant_type=client_credentials {base}/oauth/token \\
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+Allowed (public model):
+  curl -s {base}/v1/chat/completions -H "Authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' \\
+       -d '{{"model":"demo-general","messages":[{{"role":"user","content":"hi"}}]}}'
+Denied (the cyber model needs the critical tier):
+  curl -s {base}/v1/chat/completions -H "Authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' \\
+       -d '{{"model":"demo-cyber","messages":[{{"role":"user","content":"hi"}}]}}'
+Audit rows for both:
+  TACGW_DATABASE_URL=sqlite:///./var/demo.db .venv/bin/tac-gateway audit tail -n 5
+Gateway listening on {base} (Ctrl-C to stop)
+""",
+        flush=True,
+    )

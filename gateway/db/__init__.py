@@ -1,0 +1,1 @@
+"""Storage: the SQLModel tables, the async engine and the Alembic migrations."""

@@ -1,0 +1,91 @@
+"""The tables. SQLite by default, PostgreSQL in production; the schema is owned by Alembic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(*, nullable: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Organization(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    name: str = Field(unique=True, max_length=200)
+    # pending → active (verified by an admin) → suspended; only active orgs may call models.
+    status: str = Field(default="pending", max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Client(SQLModel, table=True):
+    """An OAuth client (client-credentials grant); the secret is stored only as a hash."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    name: str = Field(max_length=200)
+    secret_hash: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class TrustGrant(SQLModel, table=True):
+    """A tier held by an organization (or by one subject in it), until expiry or revocation."""
+
+    __table_args__ = (Index("ix_trustgrant_org_subject", "org_id", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organization.id", max_length=64)
+    # None: the grant covers every subject of the organization.
+    subject: str | None = Field(default=None, max_length=200)
+    tier: str = Field(max_length=40)
+    granted_by: str = Field(max_length=200)
+    evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
+    granted_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class ModelEntry(SQLModel, table=True):
+    """A model the gateway serves: which upstream, under which name, from which tier up."""
+
+    name: str = Field(primary_key=True, max_length=200)
+    upstream_url: str = Field(max_length=500)
+    # The model name the upstream knows; callers only ever see `name`.
+    upstream_model: str = Field(max_length=200)
+    tier_floor: str = Field(max_length=40)
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class AuditEvent(SQLModel, table=True):
+    """One row per access decision, allowed or denied, keyed by the decision id."""
+
+    __table_args__ = (Index("ix_auditevent_subject_ts", "subject", "ts"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    ts: datetime = Field(sa_column=_ts())
+    endpoint: str = Field(max_length=100)
+    subject: str | None = Field(default=None, max_length=200)
+    client_id: str | None = Field(default=None, max_length=64)
+    org_id: str | None = Field(default=None, max_length=64)
+    tier: str | None = Field(default=None, max_length=40)
+    model: str | None = Field(default=None, max_length=200)
+    decision: str = Field(max_length=10)
+    reasons: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    status: int
+    policy_version: str | None = Field(default=None, max_length=80)
+    latency_ms: float
+    request_hash: str | None = Field(default=None, max_length=64)
+    token_id: str | None = Field(default=None, max_length=64)

@@ -1,0 +1,108 @@
+"""One upstream call: build the request, send it with bounded retries, map its failures."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import orjson
+from starlette.types import Receive
+
+from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.forward.relay import unless_disconnected
+from gateway.policy.decision import Obligations
+from gateway.reasons import Reason
+from gateway.routing.catalog import Route
+
+log = logging.getLogger(__name__)
+
+_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+class UpstreamRefused(Exception):
+    """The upstream answered 4xx: its error body is passed to the caller as is."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def prepare_body(body: dict[str, Any], route: Route, obligations: Obligations) -> bytes:
+    """The caller's body with the upstream's model name and the policy's token cap applied."""
+    out = {**body, "model": route.upstream_model}
+    cap = obligations.max_tokens
+    if cap and "messages" in out:
+        present = [f for f in _TOKEN_FIELDS if isinstance(out.get(f), int)]
+        for field in present:
+            out[field] = min(out[field], cap)
+        if not present:
+            out["max_tokens"] = cap
+    return orjson.dumps(out)
+
+
+class Upstream:
+    def __init__(self, client: httpx.AsyncClient, *, api_key: str, retries: int) -> None:
+        self._client = client
+        self._retries = retries
+        # Only these headers reach the upstream; the caller's (Authorization above all) never do.
+        self._base_headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if api_key:
+            self._base_headers["authorization"] = f"Bearer {api_key}"
+
+    async def send(
+        self,
+        *,
+        route: Route,
+        path: str,
+        content: bytes,
+        stream: bool,
+        request_id: str,
+        receive: Receive,
+    ) -> httpx.Response:
+        """The upstream's response: headers read; the body read too unless `stream`."""
+        request = self._client.build_request(
+            "POST",
+            route.upstream_url.rstrip("/") + path,
+            content=content,
+            headers={
+                **self._base_headers,
+                "x-request-id": request_id,
+                "accept": "text/event-stream" if stream else "application/json",
+            },
+        )
+        response = await self._send_with_retries(request, stream, receive)
+        if response.status_code < 400:
+            return response
+        body = await response.aread() if stream else response.content
+        await response.aclose()
+        if response.status_code < 500:
+            raise UpstreamRefused(response.status_code, body)
+        log.warning("upstream %s answered %s", route.name, response.status_code)
+        raise UpstreamError(Reason.UPSTREAM_ERROR, "The model server failed to answer.")
+
+    async def _send_with_retries(
+        self, request: httpx.Request, stream: bool, receive: Receive
+    ) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                return await unless_disconnected(
+                    receive, lambda: self._client.send(request, stream=stream)
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Safe to retry: nothing reached the model, so nothing can run twice.
+                if attempt >= self._retries:
+                    raise UpstreamError(
+                        Reason.UPSTREAM_UNAVAILABLE, "The model server is unreachable."
+                    ) from exc
+                attempt += 1
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout(
+                    Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise UpstreamError(
+                    Reason.UPSTREAM_ERROR, "The model server connection failed."
+                ) from exc

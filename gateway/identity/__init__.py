@@ -1,0 +1,1 @@
+"""Identity: bearer token → verified `Principal`; and the gateway's own token issuer."""

@@ -1,0 +1,29 @@
+"""The verified caller, as the rest of the pipeline sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str
+    client_id: str
+    org_id: str
+    tier_claim: str
+    scopes: tuple[str, ...]
+    token_id: str
+    issuer: str
+    # How the subject proved who it is; client-credentials tokens are "client_secret".
+    auth_strength: str = "client_secret"
+
+    def as_policy_input(self) -> dict[str, object]:
+        return {
+            "sub": self.subject,
+            "client_id": self.client_id,
+            "org_id": self.org_id,
+            "tier_claim": self.tier_claim,
+            "scopes": list(self.scopes),
+            "token_id": self.token_id,
+            "auth_strength": self.auth_strength,
+        }

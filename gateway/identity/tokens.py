@@ -1,0 +1,119 @@
+"""Issuing and verifying the gateway's access tokens (ES256 JWTs, algorithm pinned)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import jwt
+from jwt.algorithms import ECAlgorithm
+
+from gateway.errors import Unauthorized
+from gateway.identity.keys import ALGORITHM, SigningKey
+from gateway.identity.principal import Principal
+from gateway.reasons import Reason
+
+_REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "client_id", "org", "tier"]
+# Tolerated clock skew between the issuer and this gateway.
+LEEWAY_S = 30
+
+
+class TokenIssuer:
+    def __init__(self, *, key: SigningKey, issuer: str, audience: str, ttl_s: int) -> None:
+        self._key = key
+        self._issuer = issuer
+        self._audience = audience
+        self.ttl_s = ttl_s
+
+    def issue(self, *, client_id: str, org_id: str, tier: str, scope: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": client_id,
+            "client_id": client_id,
+            "org": org_id,
+            "tier": tier,
+            "scope": scope,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl_s,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(
+            claims, self._key.private_key, algorithm=ALGORITHM, headers={"kid": self._key.kid}
+        )
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against a fixed set of public keys; every failure is a 401."""
+
+    def __init__(self, *, jwks: Iterable[dict[str, Any]], issuer: str, audience: str) -> None:
+        self._keys = {k["kid"]: ECAlgorithm.from_jwk(k) for k in jwks}
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, authorization: str | None) -> Principal:
+        token = _bearer(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as exc:
+            raise Unauthorized(Reason.TOKEN_MALFORMED, "The access token is malformed.") from exc
+        # Pinned before any key lookup: refuses `none` and HS/RS confusion outright.
+        if header.get("alg") != ALGORITHM:
+            raise Unauthorized(
+                Reason.TOKEN_ALG_NOT_ALLOWED, "The token's algorithm is not allowed."
+            )
+        key = self._keys.get(header.get("kid", ""))
+        if key is None:
+            raise Unauthorized(Reason.TOKEN_UNKNOWN_KID, "The token was signed by an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_S,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise _map(exc) from exc
+        return Principal(
+            subject=str(claims["sub"]),
+            client_id=str(claims["client_id"]),
+            org_id=str(claims["org"]),
+            tier_claim=str(claims["tier"]),
+            scopes=tuple(str(claims.get("scope", "")).split()),
+            token_id=str(claims["jti"]),
+            issuer=str(claims["iss"]),
+        )
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized(Reason.TOKEN_MISSING, "Missing bearer token.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(Reason.TOKEN_MALFORMED, "Authorization must be 'Bearer <token>'.")
+    return token.strip()
+
+
+# Order matters: the specific subclasses come before their bases.
+_ERRORS: list[tuple[type[jwt.PyJWTError], Reason, str]] = [
+    (jwt.ExpiredSignatureError, Reason.TOKEN_EXPIRED, "The access token has expired."),
+    (jwt.ImmatureSignatureError, Reason.TOKEN_NOT_YET_VALID, "The access token is not yet valid."),
+    (jwt.InvalidAudienceError, Reason.TOKEN_WRONG_AUDIENCE, "The token is not for this gateway."),
+    (jwt.InvalidIssuerError, Reason.TOKEN_WRONG_ISSUER, "The token's issuer is not trusted."),
+    (jwt.MissingRequiredClaimError, Reason.TOKEN_MISSING_CLAIM, "The token lacks a claim."),
+    (jwt.InvalidSignatureError, Reason.TOKEN_BAD_SIGNATURE, "The token's signature is invalid."),
+]
+
+
+def _map(exc: jwt.PyJWTError) -> Unauthorized:
+    for cls, reason, message in _ERRORS:
+        if isinstance(exc, cls):
+            return Unauthorized(reason, message)
+    return Unauthorized(Reason.TOKEN_MALFORMED, "The access token is malformed.")

@@ -1,0 +1,36 @@
+"""Metrics: Prometheus counters and histograms by tier, model, decision and reason."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    """One registry per app, so that two apps in one process (tests) never share counts."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tacgw_requests",
+            "Access decisions by endpoint, tier, model, decision and reason.",
+            ["endpoint", "tier", "model", "decision", "reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tacgw_request_duration_seconds",
+            "Time from request to response start (decision, audit and upstream headers).",
+            ["endpoint", "decision"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.policy_failures = Counter(
+            "tacgw_policy_failures",
+            "Policy evaluations that failed and were denied (fail closed).",
+            ["engine", "reason"],
+            registry=self.registry,
+        )
+        self.audit_failures = Counter(
+            "tacgw_audit_failures",
+            "Audit writes that failed (request refused).",
+            registry=self.registry,
+        )

@@ -1,0 +1,1 @@
+"""Policy: one access decision per request from the Rego policies in `policies/`."""

@@ -1,0 +1,45 @@
+"""The policy files on disk: Rego modules (tests excluded), data, and their version hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PolicyBundle:
+    modules: dict[str, str]
+    data: dict[str, Any]
+    version: str
+
+    @property
+    def tiers(self) -> list[str]:
+        tiers = self.data.get("tacgw", {}).get("tiers")
+        if not isinstance(tiers, list) or not all(isinstance(t, str) for t in tiers):
+            raise ValueError("policies/data.json must define tacgw.tiers as a list of names")
+        return tiers
+
+
+def load_bundle(directory: Path) -> PolicyBundle:
+    if not directory.is_dir():
+        raise FileNotFoundError(f"policy directory not found: {directory}")
+    modules = {
+        p.name: p.read_text()
+        for p in sorted(directory.glob("*.rego"))
+        if not p.name.endswith("_test.rego")
+    }
+    if not modules:
+        raise FileNotFoundError(f"no Rego modules in {directory}")
+    data_file = directory / "data.json"
+    data_text = data_file.read_text() if data_file.exists() else "{}"
+    digest = hashlib.sha256()
+    for name, text in modules.items():
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    digest.update(data_text.encode())
+    # The version names exactly the policy text and data that decided; audit rows carry it.
+    return PolicyBundle(
+        modules=modules, data=json.loads(data_text), version=digest.hexdigest()[:16]
+    )

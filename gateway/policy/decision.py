@@ -1,0 +1,52 @@
+"""The policy stage's typed values: what goes into the policy and what comes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.reasons import Reason
+
+# The rule every engine evaluates; both engines must give the same answer for it.
+PACKAGE = "tacgw.authz"
+RULE = "decision"
+
+
+@dataclass(frozen=True, slots=True)
+class Obligations:
+    max_tokens: int = 0  # 0: no cap from policy
+    keep_prompt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allow: bool
+    reasons: tuple[str, ...]
+    obligations: Obligations = field(default_factory=Obligations)
+    policy_version: str = ""
+
+    @classmethod
+    def deny(cls, reason: Reason, policy_version: str = "") -> Decision:
+        return cls(allow=False, reasons=(str(reason),), policy_version=policy_version)
+
+
+def parse_result(result: Any, policy_version: str) -> Decision:
+    """Read `{allow, reasons, obligations}`; anything malformed is a deny (fail closed)."""
+    if not isinstance(result, dict) or not isinstance(result.get("allow"), bool):
+        return Decision.deny(Reason.POLICY_ERROR, policy_version)
+    reasons = result.get("reasons", [])
+    obligations = result.get("obligations") or {}
+    if not isinstance(reasons, list) or not isinstance(obligations, dict):
+        return Decision.deny(Reason.POLICY_ERROR, policy_version)
+    allow = result["allow"] and not reasons
+    max_tokens = obligations.get("max_tokens", 0)
+    return Decision(
+        allow=allow,
+        reasons=tuple(sorted(str(r) for r in reasons))
+        or ((str(Reason.ALLOWED),) if allow else (str(Reason.POLICY_ERROR),)),
+        obligations=Obligations(
+            max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 0,
+            keep_prompt=obligations.get("keep_prompt") is True,
+        ),
+        policy_version=policy_version,
+    )

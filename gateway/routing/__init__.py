@@ -1,0 +1,1 @@
+"""Routing: the requested model name → its catalog entry (upstream, tier floor)."""

@@ -1,0 +1,134 @@
+"""The one settings object: read from `TACGW_*` variables and an optional YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+_REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+# Values that ship in examples; a real deployment must replace them.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "demo-upstream-key"})
+
+
+class UpstreamSettings(BaseSettings):
+    """How the gateway talks to model servers."""
+
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(120.0, gt=0)
+    pool_size: int = Field(100, ge=1)
+    retries_before_first_byte: int = Field(1, ge=0, le=5)
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads at start; passed into `create_app`, never read globally."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TACGW_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    dev_mode: bool = False
+    config_file: Path | None = None
+
+    database_url: str = "sqlite+aiosqlite:///./var/tacgw.db"
+    # Audit rows are synced to disk before a response starts; FULL makes that true on SQLite.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    issuer: str = "http://127.0.0.1:8080"
+    audience: str = "tac-gateway"
+    token_ttl_s: int = Field(900, ge=60, le=86400)
+    signing_key_file: Path = Path("./var/signing-key.pem")
+
+    policy_engine: Literal["embedded", "opa"] = "embedded"
+    policy_dir: Path = _REPO_POLICIES
+    opa_url: str = "http://127.0.0.1:8181"
+    policy_timeout_s: float = Field(1.0, gt=0)
+
+    # The catalog is re-read at most this often, so CLI changes show up without a restart.
+    catalog_ttl_s: float = Field(5.0, ge=0)
+
+    rate_limit: str = "600/minute"
+    rate_limit_storage: str = "memory://"
+    token_endpoint_rate_limit: str = "30/minute"
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    # Injected into every upstream call; the caller's own credentials never are.
+    upstream_api_key: SecretStr = SecretStr("")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # The request path is async end to end; a sync driver would block the event loop.
+        if value.startswith("sqlite:///"):
+            return value.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    # Field validators rather than one model validator, so that every bad field is reported
+    # in the same error instead of one at a time.
+    @field_validator("upstream_api_key")
+    @classmethod
+    def _no_placeholder_key(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        key = value.get_secret_value()
+        if key and key.lower() in PLACEHOLDER_SECRETS and not info.data.get("dev_mode"):
+            raise ValueError("is a placeholder; set a real key (or leave empty) outside dev mode")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _https_issuer(cls, value: str, info: ValidationInfo) -> str:
+        if (
+            value.startswith("http://")
+            and not _is_loopback(value)
+            and not info.data.get("dev_mode")
+        ):
+            raise ValueError("must be https outside dev mode (http is accepted on loopback only)")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then environment, then the YAML file.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _yaml_path(init_settings)
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def _yaml_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    import os
+
+    explicit: Any = init_settings().get("config_file")
+    raw = explicit or os.environ.get("TACGW_CONFIG_FILE")
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    # Fail early with a readable message rather than deep inside pydantic.
+    yaml.safe_load(path.read_text())
+    return path
+
+
+def _is_loopback(url: str) -> bool:
+    host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    return host in {"127.0.0.1", "localhost", "::1"}

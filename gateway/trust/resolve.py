@@ -1,0 +1,59 @@
+"""The trust stage: effective tier = the lower of the token's claim and the database, now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import Unauthorized
+from gateway.identity.principal import Principal
+from gateway.reasons import Reason
+from gateway.trust.standing import load_standing
+from gateway.trust.tiers import Tiers
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    tier: str
+    org_id: str
+    org_status: str
+    tier_expires_at: datetime | None
+
+    def as_policy_input(self) -> dict[str, object]:
+        expires = self.tier_expires_at.isoformat() if self.tier_expires_at else None
+        return {
+            "tier": self.tier,
+            "org_id": self.org_id,
+            "org_status": self.org_status,
+            "tier_expires_at": expires,
+        }
+
+
+class TrustResolver:
+    def __init__(self, engine: AsyncEngine, tiers: Tiers) -> None:
+        self._engine = engine
+        self._tiers = tiers
+
+    async def resolve(self, principal: Principal) -> Trust:
+        # Read per request, so that a revocation takes effect on the next call.
+        standing = await load_standing(
+            self._engine,
+            client_id=principal.client_id,
+            subject=principal.subject,
+            tiers=self._tiers,
+        )
+        if standing is None:
+            raise Unauthorized(Reason.CLIENT_UNKNOWN, "The token's client no longer exists.")
+        if not standing.client_active:
+            raise Unauthorized(Reason.CLIENT_REVOKED, "The token's client has been revoked.")
+        if standing.org_id != principal.org_id:
+            # The client moved organizations after the token was issued: the claim is stale.
+            raise Unauthorized(Reason.CLIENT_UNKNOWN, "The token's organization is out of date.")
+        return Trust(
+            tier=self._tiers.lower(principal.tier_claim, standing.tier),
+            org_id=standing.org_id,
+            org_status=standing.org_status,
+            tier_expires_at=standing.tier_expires_at,
+        )

@@ -1,0 +1,1 @@
+"""Shared test helpers: fixtures for the real services started by scripts/test."""
