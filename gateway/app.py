@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,8 @@ from gateway.api import health, oauth, v1
 from gateway.api.errors import error_body
 from gateway.runtime import start_runtime, stop_runtime
 from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -60,6 +63,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return Response(
             error_body(message=str(exc.detail), error_type="invalid_request_error", code=code),
             status_code=exc.status_code,
+            media_type="application/json",
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return Response(
+            error_body(message="The gateway failed unexpectedly.", error_type="api_error",
+                       code="internal_error"),
+            status_code=500,
             media_type="application/json",
         )
 

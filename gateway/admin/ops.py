@@ -78,10 +78,11 @@ async def revoke_grant(engine: AsyncEngine, *, grant_id: int, at: datetime) -> N
 async def create_client(engine: AsyncEngine, *, org_id: str, name: str) -> IssuedCredentials:
     secret = new_client_secret()
     client = Client(id=new_client_id(), org_id=org_id, name=name, secret_hash=hash_secret(secret))
+    issued = IssuedCredentials(client_id=client.id, client_secret=secret)
     async with AsyncSession(engine) as session:
         session.add(client)
         await session.commit()
-        return IssuedCredentials(client_id=client.id, client_secret=secret)
+    return issued
 
 
 async def add_model(

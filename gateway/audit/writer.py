@@ -51,8 +51,7 @@ class AuditWriter:
         if self._task is None:
             return
         # Rows already queued belong to decisions that were made: write them before stopping.
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)  # noqa: ASYNC110
+        await self._queue.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -63,6 +62,8 @@ class AuditWriter:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._commit(batch)
+            for _ in batch:
+                self._queue.task_done()
 
     async def _commit(self, batch: list[_Item]) -> None:
         try:

@@ -94,6 +94,10 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
         # Access tokens are self-contained JWTs; there is nothing to store.
         return None
 
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        # authlib's hook for framework signals; issuance is observable through metrics instead.
+        return None
+
     def create_oauth2_request(self, request: FormRequest) -> FormRequest:
         return request
 
@@ -106,6 +110,8 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
         self, *, grant_type: str, client: OAuthClient, scope: str | None = None, **_: Any
     ) -> dict[str, Any]:
         standing = client.standing
+        # No scope requested means everything the client may have (RFC 6749 §3.3).
+        scope = client.get_allowed_scope(scope)
         access_token = self._issuer.issue(
             client_id=standing.client_id,
             org_id=standing.org_id,
