@@ -1,0 +1,187 @@
+"""A real gateway for tests: migrated database, seeded orgs/clients/models, real uvicorn.
+
+`GatewayFactory.start(...)` serves `create_app(settings)` on a loopback port in a thread
+and returns a `RunningGateway` with helpers to get real tokens (through the real token
+endpoint), real `openai` SDK clients, and the audit rows the gateway wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import openai
+import pytest
+from sqlalchemy import text
+
+from gateway.admin import ops
+from gateway.app import create_app
+from gateway.db.engine import make_engine
+from gateway.db.migrate import upgrade
+from gateway.demo.upstream import create_upstream_app
+from gateway.settings import Settings
+from tests.support.services import free_port
+from tests.support.uvicorn_server import serve
+
+__all__ = [
+    "GatewayFactory",
+    "RunningGateway",
+    "fresh_database_url",
+    "gateway_factory",
+    "upstream_url",
+]
+
+MODELS = (("general", "public"), ("general-tac", "verified"), ("cyber", "critical"))
+TIERS = ("public", "verified", "critical")
+
+
+def fresh_database_url(kind: str, tmp_path: Path, postgres_url: str | None) -> str:
+    """An empty database of the given kind, migrated to head."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    else:
+        assert postgres_url is not None
+        name = f"tacgw_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_create_pg_database(postgres_url, name))
+        url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    return url
+
+
+async def _create_pg_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class RunningGateway:
+    base_url: str
+    database_url: str
+    settings: Settings
+    credentials: dict[str, tuple[str, str]] = field(default_factory=dict)  # tier → (id, secret)
+    org_ids: dict[str, str] = field(default_factory=dict)  # tier → org id
+
+    def token(self, tier: str = "public") -> str:
+        client_id, secret = self.credentials[tier]
+        reply = httpx.post(
+            f"{self.base_url}/oauth/token",
+            auth=(client_id, secret),
+            data={"grant_type": "client_credentials"},
+        )
+        reply.raise_for_status()
+        return str(reply.json()["access_token"])
+
+    def openai(self, tier: str = "public", **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.base_url}/v1", api_key=self.token(tier), max_retries=0, **kw
+        )
+
+    def async_openai(self, tier: str = "public", **kw: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            base_url=f"{self.base_url}/v1", api_key=self.token(tier), max_retries=0, **kw
+        )
+
+    def run(self, coro_fn: Any) -> Any:
+        """Run `coro_fn(engine)` against the gateway's database in a fresh loop."""
+
+        async def go() -> Any:
+            engine = make_engine(self.database_url)
+            try:
+                return await coro_fn(engine)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(go())
+
+    def audit_rows(self, **where: Any) -> list[dict[str, Any]]:
+        clause = " AND ".join(f"{k} = :{k}" for k in where) or "1=1"
+
+        async def q(engine: Any) -> list[dict[str, Any]]:
+            async with engine.connect() as conn:
+                result = await conn.execute(
+                    text(f"SELECT * FROM auditevent WHERE {clause} ORDER BY ts"), where
+                )
+                return [dict(r._mapping) for r in result]
+
+        return list(self.run(q))
+
+    def audit_row(self, decision_id: str) -> dict[str, Any]:
+        rows = self.audit_rows(id=decision_id)
+        assert len(rows) == 1, f"expected one audit row for {decision_id}, got {rows}"
+        return rows[0]
+
+
+class GatewayFactory:
+    def __init__(self, tmp_path: Path, upstream: str, postgres_url: str) -> None:
+        self._tmp = tmp_path
+        self._upstream = upstream
+        self._postgres_url = postgres_url
+        self._stack = contextlib.ExitStack()
+
+    def start(
+        self, *, database: str = "sqlite", upstream: str | None = None, **overrides: Any
+    ) -> RunningGateway:
+        port = free_port()
+        db_dir = self._tmp / uuid.uuid4().hex[:8]
+        db_dir.mkdir()
+        url = fresh_database_url(database, db_dir, self._postgres_url)
+        settings = Settings(
+            **{
+                "dev_mode": True,
+                "database_url": url,
+                "signing_key_file": db_dir / "signing-key.pem",
+                "issuer": f"http://127.0.0.1:{port}",
+                "rate_limit": "1000/second",
+                "catalog_ttl_s": 0,
+                **overrides,
+            }
+        )
+        gw = RunningGateway(base_url="", database_url=url, settings=settings)
+        gw.run(lambda engine: _seed(engine, gw, upstream or self._upstream))
+        gw.base_url = self._stack.enter_context(serve(create_app(settings), port))
+        return gw
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+async def _seed(engine: Any, gw: RunningGateway, upstream: str) -> None:
+    for name, floor in MODELS:
+        await ops.add_model(
+            engine, name=name, upstream_url=upstream, upstream_model=name, tier_floor=floor
+        )
+    for tier in TIERS:
+        org = await ops.create_org(engine, name=f"org-{tier}", status="active")
+        if tier != "public":
+            await ops.grant_tier(engine, org_id=org.id, tier=tier, granted_by="test-admin")
+        creds = await ops.create_client(engine, org_id=org.id, name=f"client-{tier}")
+        gw.credentials[tier] = (creds.client_id, creds.client_secret)
+        gw.org_ids[tier] = org.id
+
+
+@pytest.fixture(scope="session")
+def upstream_url() -> Iterator[str]:
+    """The demo model server, really serving HTTP and SSE on loopback."""
+    with serve(create_upstream_app("test-upstream")) as base:
+        yield f"{base}/v1"
+
+
+@pytest.fixture
+def gateway_factory(
+    tmp_path: Path, upstream_url: str, postgres_url: str
+) -> Iterator[GatewayFactory]:
+    factory = GatewayFactory(tmp_path, upstream_url, postgres_url)
+    try:
+        yield factory
+    finally:
+        factory.close()
