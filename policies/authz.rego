@@ -19,14 +19,20 @@ default allow := false
 
 allow if count(reasons) == 0
 
-reasons contains "org_not_active" if input.trust.org_status != "active"
+# Negate named rules only, never an expression over `input`: OPA and rego-cpp differ on
+# `not <expr>` when the expression has an undefined operand (tests/policy/test_agreement.py).
+reasons contains "org_not_active" if not org_active
+
+org_active if input.trust.org_status == "active"
 
 # An unknown tier has no rank, so `tier_sufficient` stays undefined: fail closed.
 reasons contains "tier_too_low" if not tier_sufficient
 
 tier_sufficient if rank(input.trust.tier) >= rank(input.model.tier_floor)
 
-reasons contains "scope_missing" if not "models" in input.principal.scopes
+reasons contains "scope_missing" if not has_models_scope
+
+has_models_scope if "models" in input.principal.scopes
 
 # Obligations the gateway enforces on an allowed request.
 default max_tokens := 0
