@@ -4,8 +4,8 @@ Owns the local stand-in for a model backend that the quickstart's demo catalog p
 and that tests use as a real HTTP/SSE upstream. It is NOT a model: replies are built from
 a fixed word list. Behaviour is steered per request by an extra body field ``"demo"``
 (``extra_body={"demo": {...}}`` in the openai SDK): ``chunks``, ``delay_ms``, ``status``,
-``drop_after``, ``echo_headers``. Counters for tests live in ``app.state.stats`` and at
-``GET /_demo/stats``.
+``drop_after``, ``echo_headers``, ``echo_body``. Counters for tests live in
+``app.state.stats`` and at ``GET /_demo/stats``.
 
 Run: ``python -m gateway.demo.upstream --host 127.0.0.1 --port 8081``
 """
@@ -70,6 +70,8 @@ _KNOBS: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "status": (None, lambda v: _is_int(v) and 400 <= v <= 599, "an integer in [400, 599]"),
     "drop_after": (None, lambda v: _is_int(v) and 0 <= v <= 10_000, "an integer in [0, 10000]"),
     "echo_headers": (False, lambda v: isinstance(v, bool), "a boolean"),
+    # The reply is the JSON body this server received: shows what a proxy changed in it.
+    "echo_body": (False, lambda v: isinstance(v, bool), "a boolean"),
 }
 
 
@@ -91,6 +93,8 @@ async def _parse(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
         if key in demo and not valid(demo[key]):
             raise DemoError(400, f"demo.{key} must be {what}")
     knobs = {key: demo.get(key, default) for key, (default, _, _) in _KNOBS.items()}
+    if knobs["echo_headers"] and knobs["echo_body"]:
+        raise DemoError(400, "demo.echo_headers and demo.echo_body exclude each other")
     if knobs["status"] is not None:
         raise DemoError(knobs["status"], f"demo: forced status {knobs['status']}", "demo_status")
     knobs["delay"] = knobs["delay_ms"] / 1000
@@ -108,11 +112,14 @@ def _prompt_text(messages: list[Any]) -> str:
     return " ".join(p for p in parts if isinstance(p, str))
 
 
-def _pieces(model: str, knobs: dict[str, Any], headers: dict[str, str]) -> list[str]:
+def _pieces(
+    model: str, knobs: dict[str, Any], headers: dict[str, str], body: dict[str, Any]
+) -> list[str]:
     """The reply split into exactly `chunks` pieces; joined, they are the full reply."""
     n = knobs["chunks"]
-    if knobs["echo_headers"]:
-        text = orjson.dumps(headers, option=orjson.OPT_SORT_KEYS).decode()
+    if knobs["echo_headers"] or knobs["echo_body"]:
+        echoed = headers if knobs["echo_headers"] else body
+        text = orjson.dumps(echoed, option=orjson.OPT_SORT_KEYS).decode()
         size = max(1, math.ceil(len(text) / n))
         return [text[i * size : (i + 1) * size] for i in range(n)]
     head = f"Demo model {model} says: {WORDS[0]}"
@@ -191,7 +198,7 @@ async def chat_completions(request: Request) -> Response:
             )
     except DemoError as exc:
         return _error(exc)
-    pieces = _pieces(model, knobs, dict(request.headers))
+    pieces = _pieces(model, knobs, dict(request.headers), body)
     content = "".join(pieces)
     prompt, completion = len(_prompt_text(messages).split()), len(content.split())
     usage = {

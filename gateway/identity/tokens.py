@@ -59,7 +59,9 @@ class TokenVerifier:
         token = _bearer(authorization)
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as exc:
+        # InvalidTokenError, not only DecodeError: a non-string `kid` or an unknown `crit`
+        # raises the base class, which would otherwise escape as a 500.
+        except jwt.InvalidTokenError as exc:
             raise Unauthorized(Reason.TOKEN_MALFORMED, "The access token is malformed.") from exc
         # Pinned before any key lookup: refuses `none` and HS/RS confusion outright.
         if header.get("alg") != ALGORITHM:

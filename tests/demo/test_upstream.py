@@ -162,6 +162,28 @@ def test_echo_headers(base_url: str) -> None:
     assert streamed["x-trace"] == "t-1"
 
 
+def test_echo_body(client: openai.OpenAI) -> None:
+    """`echo_body` replies with the JSON body the server received, whole or streamed."""
+    demo = {"echo_body": True, "chunks": 4}
+    reply = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=77, extra_body={"demo": demo}
+    )
+    body = json.loads(reply.choices[0].message.content or "")
+    assert body == {"model": MODEL, "messages": MESSAGES, "max_tokens": 77, "demo": demo}
+
+    stream = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True, extra_body={"demo": demo}
+    )
+    streamed = json.loads("".join(c.choices[0].delta.content or "" for c in stream))
+    assert streamed["stream"] is True and streamed["messages"] == MESSAGES
+
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model=MODEL, messages=MESSAGES,
+            extra_body={"demo": {"echo_body": True, "echo_headers": True}},
+        )
+
+
 def test_client_leaving_counts_a_cancelled_stream(base_url: str) -> None:
     before = stats(base_url)["cancelled_streams"]
     body = {"model": MODEL, "messages": MESSAGES, "stream": True,

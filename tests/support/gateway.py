@@ -26,7 +26,7 @@ from gateway.app import create_app
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
 from gateway.demo.upstream import create_upstream_app
-from gateway.settings import Settings
+from gateway.settings import Settings, UpstreamSettings
 from tests.support.services import free_port
 from tests.support.uvicorn_server import serve
 
@@ -129,9 +129,18 @@ class GatewayFactory:
         self._stack = contextlib.ExitStack()
 
     def start(
-        self, *, database: str = "sqlite", upstream: str | None = None, **overrides: Any
+        self,
+        *,
+        database: str = "sqlite",
+        upstream: str | None = None,
+        upstream_settings: dict[str, Any] | None = None,
+        **overrides: Any,
     ) -> RunningGateway:
+        """Serve a seeded gateway; `upstream` is the catalog's URL, `upstream_settings`
+        the nested `Settings.upstream` (timeouts, retries, transport)."""
         port = free_port()
+        if upstream_settings is not None:
+            overrides["upstream"] = UpstreamSettings(**upstream_settings)
         db_dir = self._tmp / uuid.uuid4().hex[:8]
         db_dir.mkdir()
         url = fresh_database_url(database, db_dir, self._postgres_url)
