@@ -227,3 +227,5 @@ Gateway listening on {base} (Ctrl-C to stop)
 """,
         flush=True,
     )
+if __name__ == "__main__":
+    main()
