@@ -63,6 +63,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return Response(
             error_body(message=str(exc.detail), error_type="invalid_request_error", code=code),
             status_code=exc.status_code,
+            # Keep the framework's headers: a 405 must say which methods are allowed (Allow).
+            headers=exc.headers,
             media_type="application/json",
         )
 
@@ -70,8 +72,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)
         return Response(
-            error_body(message="The gateway failed unexpectedly.", error_type="api_error",
-                       code="internal_error"),
+            error_body(
+                message="The gateway failed unexpectedly.",
+                error_type="api_error",
+                code="internal_error",
+            ),
             status_code=500,
             media_type="application/json",
         )

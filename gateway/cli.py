@@ -56,22 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--evidence", default="")
     s.set_defaults(func=lambda a: _db(lambda e: _org_grant(e, a)))
 
-    s = sub.add_parser("client", help="OAuth clients").add_subparsers(required=True)
-    c = s.add_parser("create", help="create a client and print its credentials once")
+    clients = sub.add_parser("client", help="OAuth clients").add_subparsers(required=True)
+    c = clients.add_parser("create", help="create a client and print its credentials once")
     c.add_argument("org")
     c.add_argument("--name", default="cli client")
     c.set_defaults(func=lambda a: _db(lambda e: _client_create(e, a)))
 
-    s = sub.add_parser("model", help="model catalog").add_subparsers(required=True)
-    m = s.add_parser("add")
+    models = sub.add_parser("model", help="model catalog").add_subparsers(required=True)
+    m = models.add_parser("add")
     m.add_argument("name")
     m.add_argument("--upstream", required=True, help="base URL, e.g. http://vllm:8000/v1")
     m.add_argument("--upstream-model", help="name at the upstream (default: same)")
     m.add_argument("--tier", required=True, help="lowest tier that may use it")
     m.set_defaults(func=lambda a: _db(lambda e: _model_add(e, a)))
 
-    s = sub.add_parser("audit", help="audit log").add_subparsers(required=True)
-    t = s.add_parser("tail", help="most recent decisions")
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(required=True)
+    t = audit.add_parser("tail", help="most recent decisions")
     t.add_argument("-n", type=int, default=20)
     t.set_defaults(func=lambda a: _db(lambda e: _audit_tail(e, a)))
     return p
@@ -227,5 +227,7 @@ Gateway listening on {base} (Ctrl-C to stop)
 """,
         flush=True,
     )
+
+
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -89,8 +90,9 @@ class Settings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _https_issuer(cls, value: str, info: ValidationInfo) -> str:
+        # The scheme is case-insensitive (RFC 3986 §3.1): "HTTP://" is plain http too.
         if (
-            value.startswith("http://")
+            urlsplit(value).scheme.lower() == "http"
             and not _is_loopback(value)
             and not info.data.get("dev_mode")
         ):
@@ -130,5 +132,9 @@ def _yaml_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
 
 
 def _is_loopback(url: str) -> bool:
-    host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    # urlsplit, not string splitting: "http://127.0.0.1:80@evil.example" is evil.example.
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
     return host in {"127.0.0.1", "localhost", "::1"}

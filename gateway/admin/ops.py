@@ -29,8 +29,9 @@ async def create_org(engine: AsyncEngine, *, name: str, status: str = "active") 
 
 async def find_org(engine: AsyncEngine, *, name: str) -> Organization | None:
     async with AsyncSession(engine, expire_on_commit=False) as session:
-        result = await session.exec(select(Organization).where(Organization.name == name))  # type: ignore[call-overload]
-        return result.scalars().first()  # type: ignore[no-any-return]
+        query = select(Organization).where(Organization.__table__.c.name == name)  # type: ignore[attr-defined]
+        result = await session.exec(query)  # type: ignore[call-overload]
+        return result.scalars().first()
 
 
 async def set_org_status(engine: AsyncEngine, *, org_id: str, status: str) -> None:

@@ -27,13 +27,19 @@ class ClientGone(Exception):
 
 
 async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work`, cancelling it if the caller disconnects first."""
+    """Run `work`, cancelling it if the caller disconnects first; its errors propagate as is."""
     result: list[T] = []
+    failure: list[Exception] = []
     gone = False
     async with anyio.create_task_group() as tg:
 
         async def run() -> None:
-            result.append(await work())
+            # Caught here: raised inside the task group it would surface as an ExceptionGroup,
+            # which the callers' `except httpx.ConnectError` etc. would never match.
+            try:
+                result.append(await work())
+            except Exception as exc:
+                failure.append(exc)
             tg.cancel_scope.cancel()
 
         async def watch() -> None:
@@ -45,6 +51,8 @@ async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]
 
         tg.start_soon(run)
         tg.start_soon(watch)
+    if failure:
+        raise failure[0]
     if gone or not result:
         raise ClientGone()
     return result[0]

@@ -23,7 +23,7 @@ SUPPORTED_SCOPES = ("models",)
 _AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
-class OAuthClient(ClientMixin):  # type: ignore[misc]
+class OAuthClient(ClientMixin):
     """A client as authlib sees it, backed by its standing in the database."""
 
     def __init__(self, standing: Standing) -> None:
@@ -48,11 +48,11 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
         return " ".join(s for s in scope.split() if s in SUPPORTED_SCOPES)
 
 
-class _ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
+class _ClientCredentials(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(_AUTH_METHODS)
 
 
-class FormRequest(OAuth2Request):  # type: ignore[misc]
+class FormRequest(OAuth2Request):
     def __init__(self, *, method: str, uri: str, headers: Mapping[str, str], form: dict[str, str]):
         super().__init__(method=method, uri=uri, headers=headers)
         self.payload = BasicOAuth2Payload(form)
@@ -70,7 +70,7 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
 _loaded_client: ContextVar[OAuthClient | None] = ContextVar("tacgw_oauth_client", default=None)
 
 
-class TokenServer(AuthorizationServer):  # type: ignore[misc]
+class TokenServer(AuthorizationServer):
     def __init__(self, issuer: TokenIssuer) -> None:
         super().__init__(scopes_supported=list(SUPPORTED_SCOPES))
         self._issuer = issuer
@@ -82,7 +82,7 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
     ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         token = _loaded_client.set(client)
         try:
-            return self.create_token_response(request)  # type: ignore[no-any-return]
+            return self.create_token_response(request)
         finally:
             _loaded_client.reset(token)
 

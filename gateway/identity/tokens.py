@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from gateway.errors import Unauthorized
@@ -51,7 +52,13 @@ class TokenVerifier:
     """Verifies bearer tokens against a fixed set of public keys; every failure is a 401."""
 
     def __init__(self, *, jwks: Iterable[dict[str, Any]], issuer: str, audience: str) -> None:
-        self._keys = {k["kid"]: ECAlgorithm.from_jwk(k) for k in jwks}
+        self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        for jwk in jwks:
+            key = ECAlgorithm.from_jwk(jwk)
+            # A JWKS publishes public keys only; a private one here is a configuration error.
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise ValueError(f"JWKS key {jwk.get('kid')} is not an EC public key")
+            self._keys[jwk["kid"]] = key
         self._issuer = issuer
         self._audience = audience
 

@@ -46,7 +46,7 @@ class Catalog:
         return self._routes
 
     async def reload(self) -> None:
-        query = select(ModelEntry).where(ModelEntry.enabled == True)  # noqa: E712
+        query = select(ModelEntry).where(ModelEntry.__table__.c.enabled.is_(True))  # type: ignore[attr-defined]
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         # Swapped whole: a reader sees the old snapshot or the new one, never a mix.

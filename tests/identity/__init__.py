@@ -1,0 +1,1 @@
+"""Identity tests: token issuance and verification."""

@@ -1,0 +1,1 @@
+"""Trust tests: effective tier, org status, revocation."""
