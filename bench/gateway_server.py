@@ -1,0 +1,80 @@
+"""Run the gateway for bench/run.py: uvicorn as `tac-gateway serve` runs it, optionally profiled.
+
+Usage: python bench/gateway_server.py SETTINGS_JSON PORT
+
+SETTINGS_JSON holds the keyword arguments for `Settings(...)`. Profiling (off by default):
+BENCH_PROFILE=pyinstrument|cprofile and BENCH_PROFILE_OUT=<path prefix>. The profile is
+written when uvicorn returns, i.e. after SIGINT/SIGTERM. Both profilers see the event-loop
+thread only; SQL runs partly in aiosqlite's worker threads (bench/run.py reports the CPU of
+each thread from /proc).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+
+def _serve(settings: Settings, port: int) -> None:
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=False,
+    )
+
+
+def main() -> None:
+    settings = Settings(**json.loads(Path(sys.argv[1]).read_text()))
+    port = int(sys.argv[2])
+    mode = os.environ.get("BENCH_PROFILE", "")
+    out = Path(os.environ.get("BENCH_PROFILE_OUT", "gateway-profile"))
+    if mode == "pyinstrument":
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        profiler.start()
+        try:
+            _serve(settings, port)
+        finally:
+            profiler.stop()
+            out.with_suffix(".pyinstrument.txt").write_text(
+                profiler.output_text(unicode=True, color=False, show_all=False)
+            )
+            try:
+                out.with_suffix(".pyinstrument.html").write_text(profiler.output_html())
+            except Exception as exc:  # the text report above is the one that matters
+                print(f"pyinstrument HTML not written: {exc!r}", file=sys.stderr)
+    elif mode == "cprofile":
+        # CPU time of the event-loop thread, not wall time: idle waits in epoll count ~0.
+        prof = cProfile.Profile(time.thread_time)
+        prof.enable()
+        try:
+            _serve(settings, port)
+        finally:
+            prof.disable()
+            prof.dump_stats(out.with_suffix(".pstats"))
+            with out.with_suffix(".cprofile.txt").open("w") as fh:
+                stats = pstats.Stats(prof, stream=fh)
+                stats.sort_stats("cumulative").print_stats(60)
+                stats.sort_stats("tottime").print_stats(40)
+    else:
+        _serve(settings, port)
+
+
+if __name__ == "__main__":
+    main()
