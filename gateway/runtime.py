@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit.writer import AuditWriter
+from gateway.db.access import RequestDb, make_request_db
 from gateway.db.engine import make_engine
 from gateway.forward.client import make_client
 from gateway.forward.upstream import Upstream
@@ -29,6 +30,7 @@ from gateway.trust.tiers import Tiers
 class Runtime:
     settings: Settings
     db: AsyncEngine
+    request_db: RequestDb
     tiers: Tiers
     signing_key: SigningKey
     verifier: TokenVerifier
@@ -47,6 +49,9 @@ async def start_runtime(settings: Settings) -> Runtime:
     bundle = load_bundle(settings.policy_dir)
     tiers = Tiers(bundle.tiers)
     db = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    request_db = make_request_db(
+        settings.database_url, db, sqlite_synchronous=settings.sqlite_synchronous
+    )
     key = load_or_create(settings.signing_key_file)
     issuer = TokenIssuer(
         key=key, issuer=settings.issuer, audience=settings.audience, ttl_s=settings.token_ttl_s
@@ -54,18 +59,19 @@ async def start_runtime(settings: Settings) -> Runtime:
     http = make_client(settings.upstream)
     policy = make_policy_engine(settings, bundle)
     await policy.start()
-    audit = AuditWriter(db)
+    audit = AuditWriter(request_db)
     audit.start()
     return Runtime(
         settings=settings,
         db=db,
+        request_db=request_db,
         tiers=tiers,
         signing_key=key,
         verifier=TokenVerifier(
             jwks=jwks([key])["keys"], issuer=settings.issuer, audience=settings.audience
         ),
         token_server=TokenServer(issuer),
-        trust=TrustResolver(db, tiers),
+        trust=TrustResolver(request_db, tiers),
         catalog=Catalog(db, ttl_s=settings.catalog_ttl_s),
         policy=policy,
         limiter=SubjectLimiter(rate=settings.rate_limit, storage_uri=settings.rate_limit_storage),
@@ -84,4 +90,5 @@ async def stop_runtime(rt: Runtime) -> None:
     await rt.audit.close()
     await rt.policy.close()
     await rt.http.aclose()
+    rt.request_db.close()
     await rt.db.dispose()

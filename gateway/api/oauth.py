@@ -31,7 +31,7 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
         client = None
         if client_id:
             standing = await load_standing(
-                rt.db, client_id=client_id, subject=client_id, tiers=rt.tiers
+                rt.request_db, client_id=client_id, subject=client_id, tiers=rt.tiers
             )
             if standing is not None and standing.client_active:
                 client = OAuthClient(standing)

@@ -13,10 +13,7 @@ import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from gateway.db.models import AuditEvent
+from gateway.db.access import RequestDb
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +25,11 @@ class AuditUnavailable(Exception):
 
 
 class AuditWriter:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
-        self._engine = engine
+    def __init__(self, db: RequestDb, *, max_batch: int = 256) -> None:
+        self._db = db
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._table = AuditEvent.__table__  # type: ignore[attr-defined]
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -67,8 +63,7 @@ class AuditWriter:
 
     async def _commit(self, batch: list[_Item]) -> None:
         try:
-            async with self._engine.begin() as conn:
-                await conn.execute(insert(self._table), [row for row, _ in batch])
+            await self._db.insert_audit([row for row, _ in batch])
         except Exception as exc:
             log.exception("audit write of %d rows failed", len(batch))
             for _, future in batch:

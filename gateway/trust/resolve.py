@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from gateway.db.access import RequestDb
 from gateway.errors import Unauthorized
 from gateway.identity.principal import Principal
 from gateway.reasons import Reason
@@ -32,14 +31,14 @@ class Trust:
 
 
 class TrustResolver:
-    def __init__(self, engine: AsyncEngine, tiers: Tiers) -> None:
-        self._engine = engine
+    def __init__(self, db: RequestDb, tiers: Tiers) -> None:
+        self._db = db
         self._tiers = tiers
 
     async def resolve(self, principal: Principal) -> Trust:
         # Read per request, so that a revocation takes effect on the next call.
         standing = await load_standing(
-            self._engine,
+            self._db,
             client_id=principal.client_id,
             subject=principal.subject,
             tiers=self._tiers,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, bindparam, or_, select
 
+from gateway.db.access import RequestDb
 from gateway.db.models import Client, Organization, TrustGrant
 from gateway.trust.tiers import Tiers
 
@@ -26,25 +28,26 @@ class Standing:
 
 _c, _o, _g = Client.__table__.c, Organization.__table__.c, TrustGrant.__table__.c  # type: ignore[attr-defined]
 
+# Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form).
+_LIVE_GRANT = and_(
+    _g.org_id == _o.id,
+    or_(_g.subject.is_(None), _g.subject == bindparam("subject")),
+    _g.revoked_at.is_(None),
+    or_(_g.expires_at.is_(None), _g.expires_at > bindparam("now", type_=_g.expires_at.type)),
+)
+STANDING_QUERY = (
+    select(_c.revoked_at, _c.secret_hash, _o.id, _o.status, _g.tier, _g.expires_at)
+    .select_from(Client.__table__.join(Organization.__table__, _c.org_id == _o.id))  # type: ignore[attr-defined]
+    .outerjoin(TrustGrant.__table__, _LIVE_GRANT)  # type: ignore[attr-defined]
+    .where(_c.id == bindparam("client_id"))
+)
+
 
 async def load_standing(
-    engine: AsyncEngine, *, client_id: str, subject: str, tiers: Tiers, now: datetime | None = None
+    db: RequestDb, *, client_id: str, subject: str, tiers: Tiers, now: datetime | None = None
 ) -> Standing | None:
-    now = now or datetime.now(UTC)
-    live_grant = and_(
-        _g.org_id == _o.id,
-        or_(_g.subject.is_(None), _g.subject == subject),
-        _g.revoked_at.is_(None),
-        or_(_g.expires_at.is_(None), _g.expires_at > now),
-    )
-    query = (
-        select(_c.revoked_at, _c.secret_hash, _o.id, _o.status, _g.tier, _g.expires_at)
-        .select_from(Client.__table__.join(Organization.__table__, _c.org_id == _o.id))  # type: ignore[attr-defined]
-        .outerjoin(TrustGrant.__table__, live_grant)  # type: ignore[attr-defined]
-        .where(_c.id == client_id)
-    )
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+    params = {"client_id": client_id, "subject": subject, "now": now or datetime.now(UTC)}
+    rows: Sequence[Any] = await db.read(STANDING_QUERY, params)
     if not rows:
         return None
     revoked_at, secret_hash, org_id, org_status = rows[0][:4]
