@@ -51,7 +51,18 @@ class TokenIssuer:
 class TokenVerifier:
     """Verifies bearer tokens against a fixed set of public keys; every failure is a 401."""
 
-    def __init__(self, *, jwks: Iterable[dict[str, Any]], issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        *,
+        jwks: Iterable[dict[str, Any]],
+        issuer: str,
+        audience: str,
+        cache_size: int = 10_000,
+    ) -> None:
+        # Verified tokens, like Envoy's jwt_authn cache: signature checks dominate the cost
+        # of identity, and a client reuses one token for many requests.
+        self._verified: dict[str, tuple[Principal, float, float]] = {}
+        self._cache_size = max(cache_size, 1)
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
         for jwk in jwks:
             key = ECAlgorithm.from_jwk(jwk)
@@ -64,6 +75,21 @@ class TokenVerifier:
 
     def verify(self, authorization: str | None) -> Principal:
         token = _bearer(authorization)
+        cached = self._verified.get(token)
+        # A token is immutable and its signature covers every claim, so a successful check
+        # holds until `exp` (or before `nbf`); only the clock is re-checked on a hit.
+        if cached is not None:
+            principal, not_before, expires = cached
+            if not_before - LEEWAY_S <= time.time() < expires + LEEWAY_S:
+                return principal
+            del self._verified[token]
+        principal, claims = self._verify_fully(token)
+        if len(self._verified) >= self._cache_size:
+            self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
+        self._verified[token] = (principal, claims.get("nbf", claims["iat"]), claims["exp"])
+        return principal
+
+    def _verify_fully(self, token: str) -> tuple[Principal, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
         # InvalidTokenError, not only DecodeError: a non-string `kid` or an unknown `crit`
@@ -90,7 +116,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise _map(exc) from exc
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             client_id=str(claims["client_id"]),
             org_id=str(claims["org"]),
@@ -99,6 +125,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             issuer=str(claims["iss"]),
         )
+        return principal, claims
 
 
 def _bearer(authorization: str | None) -> str:

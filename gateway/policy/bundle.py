@@ -8,12 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Builtins whose answer is not a function of input and data alone.
+_NONDETERMINISTIC = ("time.now_ns", "http.send", "rand.", "uuid.", "opa.runtime", "net.lookup")
+
 
 @dataclass(frozen=True)
 class PolicyBundle:
     modules: dict[str, str]
     data: dict[str, Any]
     version: str
+
+    @property
+    def deterministic(self) -> bool:
+        """True when a decision depends on input and data only, so it may be memoized."""
+        return not any(b in text for text in self.modules.values() for b in _NONDETERMINISTIC)
 
     @property
     def tiers(self) -> list[str]:

@@ -101,3 +101,30 @@ def test_opa_test_passes(opa_bin: Path) -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+async def test_memo_gives_the_evaluated_answer_and_is_bounded() -> None:
+    """A memoized decision equals a fresh evaluation; the memo never exceeds its size."""
+    bundle = load_bundle(POLICY_DIR)
+    memo = EmbeddedEngine(bundle, memo_size=2)
+    fresh = EmbeddedEngine(bundle, memo_size=0)
+    docs = [
+        {**ALLOWED_INPUT, "trust": {"tier": tier, "org_status": "active"}}
+        for tier in ("public", "verified", "critical")
+    ]
+    for doc in docs + docs:
+        assert await memo.decide(doc) == await fresh.decide(doc)
+    assert len(memo._memo) == 2 and not fresh._memo
+
+
+def test_nondeterministic_policy_is_not_memoized(tmp_path: Path) -> None:
+    """A policy reading the clock is evaluated every time."""
+    shutil.copy(POLICY_DIR / "data.json", tmp_path / "data.json")
+    (tmp_path / "authz.rego").write_text(
+        "package tacgw.authz\nimport rego.v1\n"
+        'decision := {"allow": time.now_ns() > 0, "reasons": [], "obligations": {}}\n'
+    )
+    bundle = load_bundle(tmp_path)
+    assert not bundle.deterministic
+    assert EmbeddedEngine(bundle)._memo_size == 0
+    assert load_bundle(POLICY_DIR).deterministic
