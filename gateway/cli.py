@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import subprocess
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -165,16 +166,27 @@ def _demo(args: argparse.Namespace) -> None:
     upstream_url = f"http://127.0.0.1:{args.upstream_port}/v1"
     upgrade(settings.database_url)
     clients = asyncio.run(_seed(settings, upstream_url, seed))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.demo.upstream", "--port", str(args.upstream_port)]
+    _start_demo_upstream(args.upstream_port)
+    _wait_for(f"http://127.0.0.1:{args.upstream_port}/healthz")
+    _print_quickstart(args.port, clients)
+    _run(create_app(settings), "127.0.0.1", args.port)
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Signals belong to the gateway's server in the main thread.
+        yield
+
+
+def _start_demo_upstream(port: int) -> None:
+    """The demo model server, in a daemon thread: it cannot outlive the demo process."""
+    from gateway.demo.upstream import create_upstream_app
+
+    config = uvicorn.Config(
+        create_upstream_app("demo"), host="127.0.0.1", port=port, log_level="warning"
     )
-    try:
-        _wait_for(f"http://127.0.0.1:{args.upstream_port}/healthz")
-        _print_quickstart(args.port, clients)
-        _run(create_app(settings), "127.0.0.1", args.port)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    threading.Thread(target=_QuietServer(config).run, name="demo-upstream", daemon=True).start()
 
 
 async def _seed(settings: Settings, upstream_url: str, seed: Any) -> Any:
