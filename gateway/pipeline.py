@@ -37,7 +37,9 @@ PROXIED = {"chat.completions": "/chat/completions", "embeddings": "/embeddings"}
 
 async def proxy(rt: Runtime, request: Request, endpoint: str) -> Response:
     audit = AuditDraft(endpoint=endpoint, writer=rt.audit, metrics=rt.metrics)
-    decision: Decision | None = None
+    # True once every stage that may refuse (identity … limits) has let the request through;
+    # a later failure (upstream, caller gone) is then an allowed request that failed.
+    cleared = False
     try:
         principal = rt.verifier.verify(request.headers.get("authorization"))
         audit.principal = principal
@@ -51,6 +53,7 @@ async def proxy(rt: Runtime, request: Request, endpoint: str) -> Response:
         decision = await decide(rt, principal, trust, route, endpoint, body)
         audit.policy_version = decision.policy_version
         await rt.limiter.hit(principal.subject)
+        cleared = True
         stream = endpoint == "chat.completions" and body.get("stream") is True
         upstream = await rt.upstream.send(
             route=route,
@@ -61,14 +64,14 @@ async def proxy(rt: Runtime, request: Request, endpoint: str) -> Response:
             receive=request.receive,
         )
     except GatewayError as exc:
-        return await _refuse(audit, exc, allowed=_allowed(decision))
+        return await _refuse(audit, exc, allowed=cleared)
     except UpstreamRefused as exc:
         await audit.commit(allow=True, status=exc.status, reasons=(str(Reason.UPSTREAM_ERROR),))
         return Response(
             exc.body, exc.status, decision_headers(audit.decision_id), media_type="application/json"
         )
     except ClientGone:
-        await audit.commit(allow=_allowed(decision), status=499, reasons=(Reason.CLIENT_CLOSED,))
+        await audit.commit(allow=cleared, status=499, reasons=(Reason.CLIENT_CLOSED,))
         return Response(status_code=499)
     except Exception:
         log.exception("unexpected failure in %s", endpoint)
@@ -187,10 +190,6 @@ async def _refuse(audit: AuditDraft, exc: GatewayError, *, allowed: bool) -> Res
         log.error("audit unavailable while refusing %s (%s)", audit.decision_id, exc.reason)
         return error_response(_audit_down(), audit.decision_id)
     return error_response(exc, audit.decision_id)
-
-
-def _allowed(decision: Decision | None) -> bool:
-    return decision is not None and decision.allow
 
 
 def _deny_message(decision: Decision, route: Route) -> str:
