@@ -8,6 +8,7 @@ garbage collection in some paths, so this module owns them explicitly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -27,35 +28,31 @@ class ClientGone(Exception):
 
 
 async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work`, cancelling it if the caller disconnects first; its errors propagate as is."""
-    result: list[T] = []
-    failure: list[Exception] = []
-    gone = False
-    async with anyio.create_task_group() as tg:
+    """Run `work` in this task, cancelling it if the caller disconnects first.
 
-        async def run() -> None:
-            # Caught here: raised inside the task group it would surface as an ExceptionGroup,
-            # which the callers' `except httpx.ConnectError` etc. would never match.
-            try:
-                result.append(await work())
-            except Exception as exc:
-                failure.append(exc)
-            tg.cancel_scope.cancel()
+    One watcher task rather than a task group: `work` keeps running in the request's own
+    task, so its exceptions propagate unwrapped, and the per-request cost is one task.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = asyncio.Event()
 
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            tg.cancel_scope.cancel()
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+        task.cancel()
 
-        tg.start_soon(run)
-        tg.start_soon(watch)
-    if failure:
-        raise failure[0]
-    if gone or not result:
-        raise ClientGone()
-    return result[0]
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await work()
+    except asyncio.CancelledError:
+        if not gone.is_set():
+            raise  # cancelled from elsewhere (shutdown): not ours to swallow
+        task.uncancel()
+        raise ClientGone() from None
+    finally:
+        watcher.cancel()
 
 
 def sse_error(message: str, code: str) -> bytes:

