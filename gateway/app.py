@@ -38,7 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
         headers_enabled=False,
     )
     app.state.limiter = limiter
-    app.include_router(v1.router)
+    for route in v1.routes:
+        app.router.routes.append(route)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
     _install_error_handlers(app)
