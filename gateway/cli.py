@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -155,90 +151,9 @@ async def _org(engine: AsyncEngine, name: str) -> Any:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from gateway.demo.seed import seed
+    from gateway.demo.run import run_demo
 
-    settings = Settings(
-        dev_mode=True,
-        database_url="sqlite+aiosqlite:///./var/demo.db",
-        signing_key_file="./var/demo-signing-key.pem",
-        issuer=f"http://127.0.0.1:{args.port}",
-    )
-    upstream_url = f"http://127.0.0.1:{args.upstream_port}/v1"
-    upgrade(settings.database_url)
-    clients = asyncio.run(_seed(settings, upstream_url, seed))
-    _start_demo_upstream(args.upstream_port)
-    _wait_for(f"http://127.0.0.1:{args.upstream_port}/healthz")
-    _print_quickstart(args.port, clients)
-    _run(create_app(settings), "127.0.0.1", args.port)
-
-
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # Signals belong to the gateway's server in the main thread.
-        yield
-
-
-def _start_demo_upstream(port: int) -> None:
-    """The demo model server, in a daemon thread: it cannot outlive the demo process."""
-    from gateway.demo.upstream import create_upstream_app
-
-    config = uvicorn.Config(
-        create_upstream_app("demo"), host="127.0.0.1", port=port, log_level="warning"
-    )
-    threading.Thread(target=_QuietServer(config).run, name="demo-upstream", daemon=True).start()
-
-
-async def _seed(settings: Settings, upstream_url: str, seed: Any) -> Any:
-    engine = make_engine(settings.database_url)
-    try:
-        return await seed(engine, upstream_url=upstream_url)
-    finally:
-        await engine.dispose()
-
-
-def _wait_for(url: str, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    sys.exit(f"demo model server did not start at {url}")
-
-
-def _print_quickstart(port: int, clients: Any) -> None:
-    base = f"http://127.0.0.1:{port}"
-    print("\nTAC Gateway demo (SQLite ./var/demo.db, embedded Rego, memory rate limits)")
-    print(
-        "Upstream: the DEMO model server (not a real model); point models at vLLM/OpenAI "
-        "with `tac-gateway model add`.\n"
-    )
-    print(f"{'tier':9} {'organization':27} client_id / client_secret")
-    for c in clients:
-        print(f"{c.tier:9} {c.org:27} {c.client_id} / {c.client_secret}")
-    public = clients[0]
-    print(
-        f"""
-Get a token for the public client:
-  TOKEN=$(curl -s -u {public.client_id}:{public.client_secret} \\
-          -d grant_type=client_credentials {base}/oauth/token \\
-          | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-Allowed (public model):
-  curl -s {base}/v1/chat/completions -H "Authorization: Bearer $TOKEN" \\
-       -H 'content-type: application/json' \\
-       -d '{{"model":"demo-general","messages":[{{"role":"user","content":"hi"}}]}}'
-Denied (the cyber model needs the critical tier):
-  curl -s {base}/v1/chat/completions -H "Authorization: Bearer $TOKEN" \\
-       -H 'content-type: application/json' \\
-       -d '{{"model":"demo-cyber","messages":[{{"role":"user","content":"hi"}}]}}'
-Audit rows for both:
-  TACGW_DATABASE_URL=sqlite:///./var/demo.db .venv/bin/tac-gateway audit tail -n 5
-Gateway listening on {base} (Ctrl-C to stop)
-""",
-        flush=True,
-    )
+    run_demo(port=args.port, upstream_port=args.upstream_port)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,34 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         proc.wait(timeout=15)
 
 
+def _readme_quickstart() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_quickstart_runs_verbatim(demo: tuple[str, str, Path]) -> None:
+    """The README's quickstart block, run as is: allowed reply, denial, both audit rows."""
+    _, _, cwd = demo
+    venv = Path(sys.executable).parent.parent
+    (cwd / ".venv").symlink_to(venv)  # the block runs from a checkout's root
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _readme_quickstart()],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Demo model demo-general says:" in out
+    assert '"code":"tier_too_low"' in out
+    tail = out.strip().splitlines()[-2:]
+    assert "allow 200" in tail[0] and "model=demo-general" in tail[0]
+    assert "deny  403" in tail[1] and "tier_too_low" in tail[1]
+
+
 def test_quickstart_as_printed(demo: tuple[str, str, Path]) -> None:
     """The printed quickstart: token, an allowed call, a denied call, both in the audit tail."""
     base, output, cwd = demo
@@ -126,6 +154,7 @@ def test_quickstart_as_printed(demo: tuple[str, str, Path]) -> None:
     )
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "tier_too_low"
 
+    assert (cwd / "var" / "demo.env").stat().st_mode & 0o777 == 0o600
     env = {**os.environ, "TACGW_DATABASE_URL": "sqlite:///./var/demo.db"}
     tail = run_cli(["audit", "tail", "-n", "2"], env, cwd)
     assert allowed.headers["x-decision-id"][:12] in tail

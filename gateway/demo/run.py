@@ -1,0 +1,135 @@
+"""`tac-gateway demo`: the quickstart on embedded defaults, with the demo model server.
+
+Everything lives in ./var: the SQLite database, the signing key, and `demo.env`, which
+holds the gateway URL, the database URL and one client per tier so that the README's
+quickstart commands run verbatim after `. var/demo.env`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from gateway.app import create_app
+from gateway.db.engine import make_engine
+from gateway.db.migrate import upgrade
+from gateway.demo.seed import DemoClient, seed
+from gateway.demo.upstream import create_upstream_app
+from gateway.settings import Settings
+
+VAR = Path("var")
+DATABASE_URL = "sqlite:///./var/demo.db"
+
+
+def run_demo(*, port: int, upstream_port: int) -> None:
+    settings = Settings(
+        dev_mode=True,
+        database_url=DATABASE_URL,
+        signing_key_file=VAR / "demo-signing-key.pem",
+        issuer=f"http://127.0.0.1:{port}",
+    )
+    upgrade(settings.database_url)
+    clients = asyncio.run(_seed(settings, f"http://127.0.0.1:{upstream_port}/v1"))
+    base = f"http://127.0.0.1:{port}"
+    env_file = _write_env(base, clients)
+    _start_upstream(upstream_port)
+    _wait_for(f"http://127.0.0.1:{upstream_port}/healthz")
+    _print_intro(base, clients, env_file)
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+async def _seed(settings: Settings, upstream_url: str) -> list[DemoClient]:
+    engine = make_engine(settings.database_url)
+    try:
+        return await seed(engine, upstream_url=upstream_url)
+    finally:
+        await engine.dispose()
+
+
+def _write_env(base: str, clients: list[DemoClient]) -> Path:
+    lines = [f"export TACGW_URL={base}", f"export TACGW_DATABASE_URL={DATABASE_URL}"]
+    for c in clients:
+        prefix = c.tier.upper()
+        lines += [
+            f"export {prefix}_CLIENT_ID={shlex.quote(c.client_id)}",
+            f"export {prefix}_CLIENT_SECRET={shlex.quote(c.client_secret)}",
+        ]
+    path = VAR / "demo.env"
+    path.unlink(missing_ok=True)
+    # 0600 from the start: it holds client secrets.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+class _ThreadServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Signals belong to the gateway's server in the main thread.
+        yield
+
+
+def _start_upstream(port: int) -> None:
+    """The demo model server in a daemon thread: it cannot outlive the demo process."""
+    config = uvicorn.Config(
+        create_upstream_app("demo"), host="127.0.0.1", port=port, log_level="warning"
+    )
+    threading.Thread(target=_ThreadServer(config).run, name="demo-upstream", daemon=True).start()
+
+
+def _wait_for(url: str, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"demo model server did not start at {url}")
+
+
+def _print_intro(base: str, clients: list[DemoClient], env_file: Path) -> None:
+    print("\nTAC Gateway demo: SQLite ./var/demo.db, embedded Rego, memory rate limits.")
+    print("Upstream: the DEMO model server (not a model). Serve a real one with")
+    print("  tac-gateway model add NAME --upstream http://vllm:8000/v1 --tier verified\n")
+    print(f"{'tier':9} {'organization':27} client_id / client_secret")
+    for c in clients:
+        print(f"{c.tier:9} {c.org:27} {c.client_id} / {c.client_secret}")
+    print(
+        f"""
+Credentials and URLs are in {env_file} (mode 0600). In another terminal:
+
+  . {env_file}
+  TOKEN=$(curl -s -u "$PUBLIC_CLIENT_ID:$PUBLIC_CLIENT_SECRET" \\
+          -d grant_type=client_credentials "$TACGW_URL/oauth/token" \\
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s "$TACGW_URL/v1/chat/completions" -H "Authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' \\
+       -d '{{"model":"demo-general","messages":[{{"role":"user","content":"hi"}}]}}'    # allowed
+  curl -s "$TACGW_URL/v1/chat/completions" -H "Authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' \\
+       -d '{{"model":"demo-cyber","messages":[{{"role":"user","content":"hi"}}]}}'      # denied
+  .venv/bin/tac-gateway audit tail -n 5
+
+Gateway listening on {base} (Ctrl-C to stop)
+""",
+        flush=True,
+    )
