@@ -19,23 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-import uvicorn
-
 from gateway.app import create_app
+from gateway.serve import run_server
 from gateway.settings import Settings
 
 
 def _serve(settings: Settings, port: int) -> None:
-    uvicorn.run(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=False,
-    )
+    run_server(create_app(settings), host="127.0.0.1", port=port)
 
 
 def main() -> None:

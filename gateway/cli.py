@@ -9,13 +9,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import ops
 from gateway.app import create_app
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
+from gateway.serve import run_server
 from gateway.settings import Settings
 
 
@@ -77,20 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> None:
     settings = Settings()
     upgrade(settings.database_url)
-    _run(create_app(settings), args.host, args.port)
-
-
-def _run(app: Any, host: str, port: int) -> None:
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=False,
-    )
+    run_server(create_app(settings), host=args.host, port=args.port)
 
 
 def _db(work: Callable[[AsyncEngine], Awaitable[None]]) -> None:

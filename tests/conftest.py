@@ -6,3 +6,4 @@ tests/support/services.py; scripts/test starts the services they point at.
 
 from tests.support.gateway import *  # noqa: F403
 from tests.support.services import *  # noqa: F403
+from tests.support.upstream import *  # noqa: F403

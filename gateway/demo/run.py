@@ -24,6 +24,7 @@ from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
 from gateway.demo.seed import DemoClient, seed
 from gateway.demo.upstream import create_upstream_app
+from gateway.serve import run_server
 from gateway.settings import Settings
 
 VAR = Path("var")
@@ -44,15 +45,7 @@ def run_demo(*, port: int, upstream_port: int) -> None:
     _start_upstream(upstream_port)
     _wait_for(f"http://127.0.0.1:{upstream_port}/healthz")
     _print_intro(base, clients, env_file)
-    uvicorn.run(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    run_server(create_app(settings), host="127.0.0.1", port=port)
 
 
 async def _seed(settings: Settings, upstream_url: str) -> list[DemoClient]:

@@ -73,14 +73,18 @@ def test_streaming_matches_non_streaming(client: openai.OpenAI, base_url: str) -
     before = stats(base_url)["completed_streams"]
 
     stream = client.chat.completions.create(
-        model=MODEL, messages=MESSAGES, extra_body=demo, stream=True,
+        model=MODEL,
+        messages=MESSAGES,
+        extra_body=demo,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
 
     assert chunks[0].choices[0].delta.role == "assistant"
-    pieces = [c.choices[0].delta.content for c in chunks
-              if c.choices and c.choices[0].delta.content]
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
     assert len(pieces) == 6
     assert "".join(pieces) == whole.choices[0].message.content
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
@@ -91,7 +95,9 @@ def test_streaming_matches_non_streaming(client: openai.OpenAI, base_url: str) -
 
 async def test_async_streaming_with_delay(aclient: openai.AsyncOpenAI) -> None:
     stream = await aclient.chat.completions.create(
-        model=MODEL, messages=MESSAGES, stream=True,
+        model=MODEL,
+        messages=MESSAGES,
+        stream=True,
         extra_body={"demo": {"chunks": 4, "delay_ms": 20}},
     )
     text = "".join([c.choices[0].delta.content or "" async for c in stream])
@@ -131,7 +137,9 @@ def test_forced_status(client: openai.OpenAI) -> None:
 def test_drop_after_breaks_the_stream(client: openai.OpenAI, base_url: str) -> None:
     before = stats(base_url)["dropped_streams"]
     stream = client.chat.completions.create(
-        model=MODEL, messages=MESSAGES, stream=True,
+        model=MODEL,
+        messages=MESSAGES,
+        stream=True,
         extra_body={"demo": {"chunks": 10, "drop_after": 3}},
     )
     received = []
@@ -155,7 +163,9 @@ def test_echo_headers(base_url: str) -> None:
     assert stats(base_url)["last_headers"]["x-trace"] == "t-1"
 
     stream = client.chat.completions.create(
-        model=MODEL, messages=MESSAGES, stream=True,
+        model=MODEL,
+        messages=MESSAGES,
+        stream=True,
         extra_body={"demo": {"echo_headers": True, "chunks": 7}},
     )
     streamed = json.loads("".join(c.choices[0].delta.content or "" for c in stream))
@@ -179,17 +189,24 @@ def test_echo_body(client: openai.OpenAI) -> None:
 
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(
-            model=MODEL, messages=MESSAGES,
+            model=MODEL,
+            messages=MESSAGES,
             extra_body={"demo": {"echo_body": True, "echo_headers": True}},
         )
 
 
 def test_client_leaving_counts_a_cancelled_stream(base_url: str) -> None:
     before = stats(base_url)["cancelled_streams"]
-    body = {"model": MODEL, "messages": MESSAGES, "stream": True,
-            "demo": {"chunks": 200, "delay_ms": 20}}
-    with httpx.Client(base_url=base_url) as http, \
-            http.stream("POST", "/v1/chat/completions", json=body) as response:
+    body = {
+        "model": MODEL,
+        "messages": MESSAGES,
+        "stream": True,
+        "demo": {"chunks": 200, "delay_ms": 20},
+    }
+    with (
+        httpx.Client(base_url=base_url) as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = response.iter_lines()
         events: list[str] = []
@@ -208,15 +225,22 @@ def test_client_leaving_counts_a_cancelled_stream(base_url: str) -> None:
         (b"{not json", "invalid_json"),
         (json.dumps({"model": MODEL}).encode(), "missing_messages"),
         (json.dumps({"messages": MESSAGES}).encode(), "missing_model"),
-        (json.dumps({"model": MODEL, "messages": MESSAGES, "demo": {"chunkz": 2}}).encode(),
-         "invalid_request"),
-        (json.dumps({"model": MODEL, "messages": MESSAGES, "demo": {"chunks": 0}}).encode(),
-         "invalid_request"),
+        (
+            json.dumps({"model": MODEL, "messages": MESSAGES, "demo": {"chunkz": 2}}).encode(),
+            "invalid_request",
+        ),
+        (
+            json.dumps({"model": MODEL, "messages": MESSAGES, "demo": {"chunks": 0}}).encode(),
+            "invalid_request",
+        ),
     ],
 )
 def test_bad_requests(base_url: str, content: bytes, code: str) -> None:
-    response = httpx.post(f"{base_url}/v1/chat/completions", content=content,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{base_url}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["code"] == code
@@ -235,7 +259,8 @@ def test_module_entry_point() -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.demo.upstream", "--port", str(port), "--name", "m1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 15

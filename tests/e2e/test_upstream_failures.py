@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from gateway.demo.upstream import create_upstream_app
 from tests.support.gateway import GatewayFactory, RunningGateway
 from tests.support.services import free_port
-from tests.support.uvicorn_server import serve
+from tests.support.upstream import stats
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
-WAIT_S = 5.0
-
-
-@pytest.fixture
-def dedicated_upstream() -> Iterator[str]:
-    """A demo upstream of this test's own, so its stats count only this test's calls."""
-    with serve(create_upstream_app("dedicated")) as base:
-        yield base
-
-
-def stats(base: str) -> dict[str, Any]:
-    """The dedicated upstream's counters."""
-    return dict(httpx.get(f"{base}/_demo/stats").json())
 
 
 def only_row(gw: RunningGateway, decision_id: str) -> dict[str, Any]:
     """The single audit row of `decision_id`, with its reasons decoded."""
     row = gw.audit_row(decision_id)
     return {**row, "reasons": json.loads(row["reasons"])}
-
-
-def wait_for_rows(gw: RunningGateway, **where: Any) -> list[dict[str, Any]]:
-    """Poll until at least one audit row matches `where`; fail after WAIT_S."""
-    deadline = time.monotonic() + WAIT_S
-    while not (rows := gw.audit_rows(**where)):
-        assert time.monotonic() < deadline, f"no audit row with {where}"
-        time.sleep(0.05)
-    return rows
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])

@@ -41,9 +41,7 @@ def serve(app: ASGIApp, port: int | None = None) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port or 0))
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="auto", timeout_graceful_shutdown=2
-    )
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", timeout_graceful_shutdown=2)
     server = _ThreadedServer(config)
     errors: list[BaseException] = []
 
