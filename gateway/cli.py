@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import ops
@@ -21,7 +22,12 @@ from gateway.settings import Settings
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ValidationError as exc:
+        # An operator's mistake, not a crash: every bad field, one per line, no traceback.
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        sys.exit("invalid settings:\n" + "\n".join(lines))
 
 
 def _parser() -> argparse.ArgumentParser:

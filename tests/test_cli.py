@@ -160,3 +160,50 @@ def test_quickstart_as_printed(demo: tuple[str, str, Path]) -> None:
     assert allowed.headers["x-decision-id"][:12] in tail
     assert denied.headers["x-decision-id"][:12] in tail
     assert "tier_too_low" in tail and "model=demo-general" in tail
+
+
+def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
+    """`tac-gateway serve` on a fresh SQLite file migrates it, then answers /readyz."""
+    port = free_port()
+    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("serve did not start")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": True, "policy": True}
+        assert (tmp_path / "var" / "signing-key.pem").stat().st_mode & 0o777 == 0o600
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_serve_refuses_invalid_settings(tmp_path: Path) -> None:
+    """Bad settings stop the process at start, naming every bad field."""
+    env = {**os.environ, "TACGW_TOKEN_TTL_S": "1", "TACGW_MAX_BODY_BYTES": "1"}
+    result = subprocess.run(
+        [*CLI, "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.startswith("invalid settings:")
+    assert "token_ttl_s" in result.stderr and "max_body_bytes" in result.stderr
+    assert "Traceback" not in result.stderr
