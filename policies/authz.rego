@@ -39,7 +39,8 @@ default max_tokens := 0
 
 max_tokens := data.tacgw.max_tokens[input.trust.tier]
 
-# Prompts are kept in the audit record only for tiers listed in the data.
+# Whether prompts may be kept in the audit record, per tier. The gateway reads this
+# obligation but does not store prompts yet (the audit issue will); none is kept today.
 default keep_prompt := false
 
 keep_prompt if input.trust.tier in data.tacgw.keep_prompt_tiers
