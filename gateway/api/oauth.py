@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from slowapi import Limiter
 
 from gateway.api.deps import RuntimeDep
+from gateway.errors import PayloadTooLarge
 from gateway.identity.keys import jwks
 from gateway.identity.oauth import FormRequest, OAuthClient
+from gateway.pipeline import read_body
 from gateway.trust.standing import load_standing
+
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
@@ -23,8 +27,9 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
     @router.post("/oauth/token")
     @limiter.limit(token_rate)
     async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
-        form = await request.form(max_files=0, max_fields=20)
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        fields = await _read_form(request)
+        if isinstance(fields, JSONResponse):
+            return fields
         client_id = _basic_client_id(request.headers.get("authorization")) or fields.get(
             "client_id"
         )
@@ -48,6 +53,38 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
         )
 
     return router
+
+
+# A client-credentials request is a few hundred bytes; anything far larger is refused
+# before it is read into memory.
+MAX_FORM_BYTES = 8192
+
+
+async def _read_form(request: Request) -> dict[str, str] | JSONResponse:
+    """The urlencoded form, or an RFC 6749 error response (size, type, duplicates)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
+        return _oauth_error(400, "invalid_request", f"Content-Type must be {FORM_TYPE}.")
+    try:
+        raw = await read_body(request, MAX_FORM_BYTES)
+    except PayloadTooLarge:
+        return _oauth_error(413, "invalid_request", "The request body is too large.")
+    try:
+        pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return _oauth_error(400, "invalid_request", "The form is malformed.")
+    fields = dict(pairs)
+    # RFC 6749 §3.2: parameters must not be included more than once.
+    if len(fields) != len(pairs):
+        return _oauth_error(400, "invalid_request", "A parameter is repeated.")
+    return fields
+
+
+def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"cache-control": "no-store"},
+    )
 
 
 def _basic_client_id(authorization: str | None) -> str | None:
