@@ -66,12 +66,18 @@ async def proxy(rt: Runtime, request: Request, endpoint: str) -> Response:
     except GatewayError as exc:
         return await _refuse(audit, exc, allowed=cleared)
     except UpstreamRefused as exc:
-        await audit.commit(allow=True, status=exc.status, reasons=(str(Reason.UPSTREAM_ERROR),))
+        try:
+            await audit.commit(allow=True, status=exc.status, reasons=(Reason.UPSTREAM_ERROR,))
+        except AuditUnavailable:
+            return error_response(_audit_down(), audit.decision_id)
         return Response(
             exc.body, exc.status, decision_headers(audit.decision_id), media_type="application/json"
         )
     except ClientGone:
-        await audit.commit(allow=cleared, status=499, reasons=(Reason.CLIENT_CLOSED,))
+        try:
+            await audit.commit(allow=cleared, status=499, reasons=(Reason.CLIENT_CLOSED,))
+        except AuditUnavailable:
+            log.error("audit unavailable for %s (caller gone)", audit.decision_id)
         return Response(status_code=499)
     except Exception:
         log.exception("unexpected failure in %s", endpoint)

@@ -1,0 +1,45 @@
+"""No durable audit record, no answer: a failing audit write refuses the request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.support.gateway import GatewayFactory, RunningGateway
+
+BODY = {"model": "general", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _rename(gw: RunningGateway, old: str, new: str) -> None:
+    async def go(engine: Any) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    gw.run(go)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_audit_write_failure_fails_closed(gateway_factory: GatewayFactory, database: str) -> None:
+    """With the audit table gone, an allowed call and a denied call both get 503; then recover."""
+    gw = gateway_factory.start(database=database)
+    headers = {"authorization": f"Bearer {gw.token('public')}"}
+    url = f"{gw.base_url}/v1/chat/completions"
+    _rename(gw, "auditevent", "auditevent_away")
+    try:
+        allowed = httpx.post(url, json=BODY, headers=headers)
+        denied = httpx.post(url, json={**BODY, "model": "cyber"}, headers=headers)
+    finally:
+        _rename(gw, "auditevent_away", "auditevent")
+    for reply in (allowed, denied):
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["code"] == "audit_unavailable"
+        assert "choices" not in reply.text  # the model's answer never leaves the gateway
+    metrics = httpx.get(f"{gw.base_url}/metrics").text
+    assert "tacgw_audit_failures_total 2.0" in metrics
+
+    recovered = httpx.post(url, json=BODY, headers=headers)
+    assert recovered.status_code == 200
+    assert gw.audit_row(recovered.headers["x-decision-id"])["decision"] == "allow"
