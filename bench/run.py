@@ -249,7 +249,8 @@ class Env:
 
 def _prepare(tmp: Path, args: argparse.Namespace) -> Env:
     up_port, gw_port = _free_port(), _free_port()
-    db_url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    # An empty database of the caller's (e.g. PostgreSQL), or a fresh SQLite file.
+    db_url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     upgrade(db_url)
 
     async def _seed() -> list[DemoClient]:
@@ -266,6 +267,7 @@ def _prepare(tmp: Path, args: argparse.Namespace) -> Env:
         "signing_key_file": str(tmp / "signing-key.pem"),
         "issuer": f"http://127.0.0.1:{gw_port}",
         "rate_limit": "1000000/minute",
+        "rate_limit_storage": args.rate_limit_storage,
         "sqlite_synchronous": args.sqlite_synchronous,
         "upstream": {"transport": args.transport},
     }
@@ -377,6 +379,16 @@ def _parser() -> argparse.ArgumentParser:
         help="afterwards, profile the gateway at c16 in a separate run (numbers not in the table)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs)")
+    p.add_argument(
+        "--database-url",
+        help="an EMPTY database to use instead of a fresh SQLite file, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/bench (it is migrated and seeded)",
+    )
+    p.add_argument(
+        "--rate-limit-storage",
+        default="memory://",
+        help="limits storage, e.g. redis://127.0.0.1:6379/0 (the replicated setup)",
+    )
     p.add_argument("--results", type=Path, default=BENCH / "results")
     return p
 

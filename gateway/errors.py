@@ -7,7 +7,7 @@
     ├── Forbidden           403  permission_error
     ├── NotFound            404  not_found_error
     ├── RateLimited         429  rate_limit_error (with Retry-After)
-    ├── PolicyUnavailable   503  api_error (fail closed)
+    ├── Unavailable         503  api_error (policy, trust or audit store down: fail closed)
     └── UpstreamError       502  api_error
         └── UpstreamTimeout 504
 
@@ -79,7 +79,7 @@ class RateLimited(GatewayError):
     error_type = "rate_limit_error"
 
 
-class PolicyUnavailable(GatewayError):
+class Unavailable(GatewayError):
     status = 503
 
 

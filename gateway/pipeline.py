@@ -19,7 +19,7 @@ from starlette.responses import Response
 from gateway.api.errors import decision_headers, error_response
 from gateway.audit.record import AuditDraft
 from gateway.audit.writer import AuditUnavailable
-from gateway.errors import BadRequest, Forbidden, GatewayError, PayloadTooLarge, PolicyUnavailable
+from gateway.errors import BadRequest, Forbidden, GatewayError, PayloadTooLarge, Unavailable
 from gateway.forward.relay import ClientGone, UpstreamStream
 from gateway.forward.upstream import UpstreamRefused, prepare_body
 from gateway.identity.principal import Principal
@@ -158,7 +158,7 @@ async def decide(
     if decision.allow or not raise_on_deny:
         return decision
     if failed:
-        raise PolicyUnavailable(
+        raise Unavailable(
             next(iter(failed)), "The access decision could not be made.", reasons=decision.reasons
         )
     raise Forbidden(decision.reasons[0], _deny_message(decision, route), reasons=decision.reasons)
@@ -209,7 +209,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 def _audit_down() -> GatewayError:
-    return PolicyUnavailable(Reason.AUDIT_UNAVAILABLE, "The audit log is unavailable; retry later.")
+    return Unavailable(Reason.AUDIT_UNAVAILABLE, "The audit log is unavailable; retry later.")
 
 
 def _internal() -> GatewayError:

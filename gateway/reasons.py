@@ -24,6 +24,7 @@ class Reason(StrEnum):
     # trust
     CLIENT_UNKNOWN = "client_unknown"
     CLIENT_REVOKED = "client_revoked"
+    TRUST_UNAVAILABLE = "trust_unavailable"
     ORG_NOT_ACTIVE = "org_not_active"
     # request
     INVALID_JSON = "invalid_json"

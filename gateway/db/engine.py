@@ -20,7 +20,9 @@ def is_sqlite(url: str) -> bool:
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
     if not is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # No pre-ping: it is one more round trip on every request. A connection that died
+        # fails its request with 503 (fail closed) and is replaced; recycling bounds its age.
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=300)
     _ensure_parent(url)
     engine = create_async_engine(url)
     _install_pragmas(engine.sync_engine, sqlite_synchronous)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.db.access import RequestDb
-from gateway.errors import Unauthorized
+from gateway.errors import Unauthorized, Unavailable
 from gateway.identity.principal import Principal
 from gateway.reasons import Reason
 from gateway.trust.standing import load_standing
 from gateway.trust.tiers import Tiers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +42,19 @@ class TrustResolver:
 
     async def resolve(self, principal: Principal) -> Trust:
         # Read per request, so that a revocation takes effect on the next call.
-        standing = await load_standing(
-            self._db,
-            client_id=principal.client_id,
-            subject=principal.subject,
-            tiers=self._tiers,
-        )
+        try:
+            standing = await load_standing(
+                self._db,
+                client_id=principal.client_id,
+                subject=principal.subject,
+                tiers=self._tiers,
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            # Without the database's word on this principal there is no decision: fail closed.
+            log.error("trust read failed: %s", type(exc).__name__)
+            raise Unavailable(
+                Reason.TRUST_UNAVAILABLE, "The trust store is unavailable; retry later."
+            ) from exc
         if standing is None:
             raise Unauthorized(Reason.CLIENT_UNKNOWN, "The token's client no longer exists.")
         if not standing.client_active:

@@ -1,4 +1,4 @@
-"""No durable audit record, no answer: a failing audit write refuses the request."""
+"""When the database fails, the gateway refuses (503) rather than guess or forget."""
 
 from __future__ import annotations
 
@@ -43,3 +43,25 @@ def test_audit_write_failure_fails_closed(gateway_factory: GatewayFactory, datab
     recovered = httpx.post(url, json=BODY, headers=headers)
     assert recovered.status_code == 200
     assert gw.audit_row(recovered.headers["x-decision-id"])["decision"] == "allow"
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_trust_read_failure_fails_closed(gateway_factory: GatewayFactory, database: str) -> None:
+    """With the client table unreadable, a valid token gets 503 trust_unavailable, audited."""
+    gw = gateway_factory.start(database=database)
+    headers = {"authorization": f"Bearer {gw.token('critical')}"}
+    url = f"{gw.base_url}/v1/chat/completions"
+    _rename(gw, "client", "client_away")
+    try:
+        reply = httpx.post(url, json=BODY, headers=headers)
+    finally:
+        _rename(gw, "client_away", "client")
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error"]["code"] == "trust_unavailable"
+    row = gw.audit_row(reply.headers["x-decision-id"])
+    assert (row["decision"], row["status"], row["reasons"]) == (
+        "deny",
+        503,
+        '["trust_unavailable"]',
+    )
+    assert httpx.post(url, json=BODY, headers=headers).status_code == 200
