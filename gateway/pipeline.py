@@ -52,13 +52,14 @@ async def proxy(rt: Runtime, request: Request, endpoint: str) -> Response:
         audit.tier = trust.tier
         decision = await decide(rt, principal, trust, route, endpoint, body)
         audit.policy_version = decision.policy_version
+        content = prepare_body(body, route, decision.obligations)
         await rt.limiter.hit(principal.subject)
         cleared = True
         stream = endpoint == "chat.completions" and body.get("stream") is True
         upstream = await rt.upstream.send(
             route=route,
             path=PROXIED[endpoint],
-            content=prepare_body(body, route, decision.obligations),
+            content=content,
             stream=stream,
             request_id=audit.decision_id,
             receive=request.receive,

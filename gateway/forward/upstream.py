@@ -9,7 +9,7 @@ import httpx
 import orjson
 from starlette.types import Receive
 
-from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.errors import BadRequest, UpstreamError, UpstreamTimeout
 from gateway.forward.relay import unless_disconnected
 from gateway.policy.decision import Obligations
 from gateway.reasons import Reason
@@ -32,9 +32,15 @@ class UpstreamRefused(Exception):
 def prepare_body(body: dict[str, Any], route: Route, obligations: Obligations) -> bytes:
     """The caller's body with the upstream's model name and the policy's token cap applied."""
     out = {**body, "model": route.upstream_model}
+    present = [f for f in _TOKEN_FIELDS if out.get(f) is not None]
+    for field in present:
+        value = out[field]
+        # Refused here rather than left to the upstream: a server that coerces "99999" or
+        # true into a number would otherwise slip past the cap.
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BadRequest(Reason.INVALID_REQUEST, f"'{field}' must be a positive integer.")
     cap = obligations.max_tokens
     if cap and "messages" in out:
-        present = [f for f in _TOKEN_FIELDS if isinstance(out.get(f), int)]
         for field in present:
             out[field] = min(out[field], cap)
         if not present:

@@ -34,18 +34,23 @@ def parse_result(result: Any, policy_version: str) -> Decision:
     """Read `{allow, reasons, obligations}`; anything malformed is a deny (fail closed)."""
     if not isinstance(result, dict) or not isinstance(result.get("allow"), bool):
         return Decision.deny(Reason.POLICY_ERROR, policy_version)
-    reasons = result.get("reasons", [])
+    raw_reasons = result.get("reasons", [])
     obligations = result.get("obligations") or {}
-    if not isinstance(reasons, list) or not isinstance(obligations, dict):
+    if not isinstance(raw_reasons, list) or not isinstance(obligations, dict):
         return Decision.deny(Reason.POLICY_ERROR, policy_version)
-    allow = result["allow"] and not reasons
+    # Any reason against the request denies it, whatever `allow` says.
+    allow = result["allow"] and not raw_reasons
+    reasons = tuple(sorted(str(r) for r in raw_reasons))
+    if not reasons:
+        # A deny must say why: a policy that denies without a reason is itself at fault.
+        reasons = (str(Reason.ALLOWED),) if allow else (str(Reason.POLICY_ERROR),)
     max_tokens = obligations.get("max_tokens", 0)
+    valid_cap = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0
     return Decision(
         allow=allow,
-        reasons=tuple(sorted(str(r) for r in reasons))
-        or ((str(Reason.ALLOWED),) if allow else (str(Reason.POLICY_ERROR),)),
+        reasons=reasons,
         obligations=Obligations(
-            max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 0,
+            max_tokens=max_tokens if valid_cap else 0,
             keep_prompt=obligations.get("keep_prompt") is True,
         ),
         policy_version=policy_version,

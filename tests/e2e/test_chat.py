@@ -178,6 +178,38 @@ def test_max_completion_tokens_is_capped_too(gateway_factory: GatewayFactory) ->
     assert "max_tokens" not in body
 
 
+@pytest.mark.parametrize("value", ["100000", True, 0, -5, 1.5e9])
+def test_token_cap_cannot_be_dodged(gateway_factory: GatewayFactory, value: Any) -> None:
+    """A non-integer or non-positive `max_tokens` is a 400 before the upstream sees it."""
+    gw = gateway_factory.start()
+    reply = httpx.post(
+        f"{gw.base_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {gw.token('public')}"},
+        json={"model": "general", "messages": MESSAGES, "max_tokens": value},
+    )
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "invalid_request"
+    row = gw.audit_row(reply.headers["x-decision-id"])
+    assert (row["decision"], row["status"]) == ("deny", 400)
+
+
+def test_null_max_tokens_gets_the_cap(gateway_factory: GatewayFactory) -> None:
+    """`max_tokens: null` means "not given": the policy's cap applies."""
+    gw = gateway_factory.start()
+    reply = httpx.post(
+        f"{gw.base_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {gw.token('public')}"},
+        json={
+            "model": "general",
+            "messages": MESSAGES,
+            "max_tokens": None,
+            "demo": {"echo_body": True},
+        },
+    )
+    assert reply.status_code == 200
+    body = json.loads(reply.json()["choices"][0]["message"]["content"])
+    assert body["max_tokens"] == 4096
+
+
 def test_plain_httpx_client_gets_openai_shapes(gateway_factory: GatewayFactory) -> None:
     """Without the SDK: the same JSON, content type and decision headers."""
     gw = gateway_factory.start()
