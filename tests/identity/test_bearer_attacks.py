@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,15 +23,9 @@ from tests.support.gateway import GatewayFactory, RunningGateway
 
 
 @pytest.fixture(scope="module")
-def gw(
-    tmp_path_factory: pytest.TempPathFactory, upstream_url: str, postgres_url: str
-) -> Iterator[RunningGateway]:
+def gw(module_gateway: RunningGateway) -> RunningGateway:
     """One gateway for every attack; each check finds its own audit row by decision id."""
-    factory = GatewayFactory(tmp_path_factory.mktemp("attacks"), upstream_url, postgres_url)
-    try:
-        yield factory.start()
-    finally:
-        factory.close()
+    return module_gateway
 
 
 def _gateway_key(gw: RunningGateway) -> tuple[ec.EllipticCurvePrivateKey, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,15 +15,9 @@ from tests.support.gateway import GatewayFactory, RunningGateway
 
 
 @pytest.fixture(scope="module")
-def gw(
-    tmp_path_factory: pytest.TempPathFactory, upstream_url: str, postgres_url: str
-) -> Iterator[RunningGateway]:
+def gw(module_gateway: RunningGateway) -> RunningGateway:
     """One gateway for the read-only tests in this module."""
-    factory = GatewayFactory(tmp_path_factory.mktemp("token"), upstream_url, postgres_url)
-    try:
-        yield factory.start()
-    finally:
-        factory.close()
+    return module_gateway
 
 
 def _post(gw: RunningGateway, data: dict[str, str], auth: tuple[str, str] | None = None) -> Any:

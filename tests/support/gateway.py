@@ -35,6 +35,7 @@ __all__ = [
     "RunningGateway",
     "fresh_database_url",
     "gateway_factory",
+    "module_gateway",
     "upstream_url",
 ]
 
@@ -192,5 +193,17 @@ def gateway_factory(
     factory = GatewayFactory(tmp_path, upstream_url, postgres_url)
     try:
         yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
+def module_gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream_url: str, postgres_url: str
+) -> Iterator[RunningGateway]:
+    """One gateway shared by a module's tests that only read (each finds its own rows)."""
+    factory = GatewayFactory(tmp_path_factory.mktemp("module-gw"), upstream_url, postgres_url)
+    try:
+        yield factory.start()
     finally:
         factory.close()
