@@ -16,6 +16,7 @@ from gateway.admin import ops
 from gateway.app import create_app
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
+from gateway.policy.bundle import load_bundle
 from gateway.serve import run_server
 from gateway.settings import Settings
 
@@ -102,7 +103,16 @@ async def _org_create(engine: AsyncEngine, a: argparse.Namespace) -> None:
     print(json.dumps({"org_id": org.id, "name": org.name, "status": org.status}))
 
 
+def _known_tier(tier: str) -> str:
+    """The tier, if the policy knows it; a typo would otherwise grant nothing, silently."""
+    tiers = load_bundle(Settings().policy_dir).tiers
+    if tier not in tiers:
+        sys.exit(f"unknown tier {tier!r}; the policy's tiers are: {', '.join(tiers)}")
+    return tier
+
+
 async def _org_grant(engine: AsyncEngine, a: argparse.Namespace) -> None:
+    _known_tier(a.tier)
     org = await _org(engine, a.name)
     grant = await ops.grant_tier(
         engine, org_id=org.id, tier=a.tier, granted_by=a.by, evidence=a.evidence
@@ -117,6 +127,7 @@ async def _client_create(engine: AsyncEngine, a: argparse.Namespace) -> None:
 
 
 async def _model_add(engine: AsyncEngine, a: argparse.Namespace) -> None:
+    _known_tier(a.tier)
     entry = await ops.add_model(
         engine,
         name=a.name,

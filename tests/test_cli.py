@@ -73,6 +73,28 @@ def test_unknown_org_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode != 0 and "no organization named 'Nobody'" in result.stderr
 
 
+def test_unknown_tier_is_refused(tmp_path: Path) -> None:
+    """A tier the policy does not know (a typo) is refused, not stored as a dead grant."""
+    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    run_cli(["migrate"], env, tmp_path)
+    run_cli(["org", "create", "Grid"], env, tmp_path)
+    for args in (
+        ["org", "grant", "Grid", "critcal"],
+        ["model", "add", "m", "--upstream", "http://127.0.0.1:9/v1", "--tier", "crit"],
+    ):
+        result = subprocess.run(
+            [*CLI, *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode != 0 and "unknown tier" in result.stderr
+        assert "public, verified, critical" in result.stderr
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """`tac-gateway demo` in a scratch directory; yields (base URL, its output, cwd)."""
