@@ -35,8 +35,8 @@ async def metrics(rt: RuntimeDep) -> Response:
 
 async def _db_ready(rt: RuntimeDep) -> bool:
     try:
-        async with rt.db.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        # Through the request path's own access (on SQLite: the on-loop connection).
+        await rt.request_db.read(text("SELECT 1"), {})
     except Exception:
         return False
     return True
