@@ -19,17 +19,25 @@ from tests.support.services import free_port
 CLI = [sys.executable, "-m", "gateway.cli"]
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    result = subprocess.run(
-        CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    result = cli(args, env, cwd)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+
 def test_admin_bootstrap(tmp_path: Path) -> None:
     """migrate, org create/grant, client create, model add, audit tail all work on SQLite."""
-    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = sqlite_env(tmp_path)
     run_cli(["migrate"], env, tmp_path)
     org = json.loads(run_cli(["org", "create", "Grid Defenders"], env, tmp_path))
     assert org["status"] == "active"
@@ -59,38 +67,22 @@ def test_admin_bootstrap(tmp_path: Path) -> None:
 
 def test_unknown_org_is_a_clear_error(tmp_path: Path) -> None:
     """Granting to an organization that does not exist exits non-zero with a message."""
-    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = sqlite_env(tmp_path)
     run_cli(["migrate"], env, tmp_path)
-    result = subprocess.run(
-        [*CLI, "org", "grant", "Nobody", "critical"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = cli(["org", "grant", "Nobody", "critical"], env, tmp_path)
     assert result.returncode != 0 and "no organization named 'Nobody'" in result.stderr
 
 
 def test_unknown_tier_is_refused(tmp_path: Path) -> None:
     """A tier the policy does not know (a typo) is refused, not stored as a dead grant."""
-    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = sqlite_env(tmp_path)
     run_cli(["migrate"], env, tmp_path)
     run_cli(["org", "create", "Grid"], env, tmp_path)
     for args in (
         ["org", "grant", "Grid", "critcal"],
         ["model", "add", "m", "--upstream", "http://127.0.0.1:9/v1", "--tier", "crit"],
     ):
-        result = subprocess.run(
-            [*CLI, *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = cli(args, env, tmp_path)
         assert result.returncode != 0 and "unknown tier" in result.stderr
         assert "public, verified, critical" in result.stderr
 
@@ -216,15 +208,7 @@ def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
 def test_serve_refuses_invalid_settings(tmp_path: Path) -> None:
     """Bad settings stop the process at start, naming every bad field."""
     env = {**os.environ, "TACGW_TOKEN_TTL_S": "1", "TACGW_MAX_BODY_BYTES": "1"}
-    result = subprocess.run(
-        [*CLI, "serve"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = cli(["serve"], env, tmp_path)
     assert result.returncode != 0
     assert result.stderr.startswith("invalid settings:")
     assert "token_ttl_s" in result.stderr and "max_body_bytes" in result.stderr
