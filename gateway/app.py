@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     # authlib logs issued tokens at DEBUG; a debug log level must never write credentials.
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await start_runtime(settings)
