@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     token_endpoint_rate_limit: str = "30/minute"
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # The interactive /docs page; /openapi.json is always served.
+    api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     # Injected into every upstream call; the caller's own credentials never are.
     upstream_api_key: SecretStr = SecretStr("")

@@ -198,7 +198,7 @@ def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
         else:
             pytest.fail("serve did not start")
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"database": True, "policy": True}
+        assert ready.json()["checks"] == {"database": True, "policy": True, "limits": True}
         assert (tmp_path / "var" / "signing-key.pem").stat().st_mode & 0o777 == 0o600
     finally:
         proc.terminate()

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.db.models import AuditEvent, Client, ModelEntry, Organization, TrustGrant
-from gateway.identity.secrets import hash_secret, new_client_id, new_client_secret
+from gateway.issuer.secrets import hash_secret, new_client_id, new_client_secret
 
 
 @dataclass(frozen=True)

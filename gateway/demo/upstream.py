@@ -303,10 +303,14 @@ async def stats(request: Request) -> Response:
 
 def create_upstream_app(name: str = "demo") -> Starlette:
     """Build the demo upstream; `name` is the model id listed by /v1/models."""
+    from gateway.demo.text_endpoints import completions, responses  # it imports this module
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/_demo/stats", stats, methods=["GET"]),

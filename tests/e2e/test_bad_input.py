@@ -146,7 +146,7 @@ def test_get_on_post_route(gw: RunningGateway, path: str) -> None:
 
 def test_unknown_route_is_openai_404(gw: RunningGateway) -> None:
     """A path the gateway does not serve → 404 in OpenAI format."""
-    reply = httpx.post(f"{gw.base_url}/v1/completions", json={})
+    reply = httpx.post(f"{gw.base_url}/v1/unknown", json={})
     assert reply.status_code == 404
     assert reply.json()["error"]["code"] == "not_found"
 

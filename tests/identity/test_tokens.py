@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.errors import Unauthorized
-from gateway.identity.keys import SigningKey, jwks, load_or_create, thumbprint
-from gateway.identity.tokens import LEEWAY_S, TokenIssuer, TokenVerifier
+from gateway.identity.tokens import LEEWAY_S, TokenVerifier
+from gateway.issuer.keys import SigningKey, jwks, load_or_create, thumbprint
+from gateway.issuer.tokens import TokenIssuer
 from gateway.reasons import Reason
 
 ISSUER = "https://gw.example"
