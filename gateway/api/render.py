@@ -53,5 +53,6 @@ def oauth_error(
 ) -> Response:
     body = orjson.dumps({"error": reason.value, "error_description": description})
     # RFC 6749 §5.1: token responses, errors included, must not be cached.
-    all_headers = {**(headers or {}), "cache-control": "no-store", "pragma": "no-cache"}
+    all_headers = {k.lower(): v for k, v in (headers or {}).items()}
+    all_headers |= {"cache-control": "no-store", "pragma": "no-cache"}
     return Response(body, status, all_headers, media_type=JSON)
