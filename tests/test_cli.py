@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -104,33 +105,39 @@ def test_unknown_tier_is_refused(tmp_path: Path) -> None:
         assert "public, verified, critical" in result.stderr
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """`tac-gateway demo` in a scratch directory; yields (base URL, its output, cwd)."""
-    port, upstream_port = free_port(), free_port()
-    log = tmp_path / "demo.log"
+@contextlib.contextmanager
+def running_demo(cwd: Path, port: int, upstream_port: int) -> Iterator[str]:
+    """`tac-gateway demo` in `cwd` until the block ends; yields everything it printed."""
+    log = cwd / f"demo-{port}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [*CLI, "demo", "--port", str(port), "--upstream-port", str(upstream_port)],
-            cwd=tmp_path,
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
         else:
             pytest.fail(f"demo did not start: {log.read_text()}")
-        yield base, log.read_text(), tmp_path
+        yield log.read_text()
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """`tac-gateway demo` in a scratch directory; yields (base URL, its output, cwd)."""
+    port, upstream_port = free_port(), free_port()
+    with running_demo(tmp_path, port, upstream_port) as output:
+        yield f"http://127.0.0.1:{port}", output, tmp_path
 
 
 TAIL_REST = ["tier", "model", "subject", "reasons"]
@@ -242,12 +249,26 @@ def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
 
 def test_serve_refuses_invalid_settings(tmp_path: Path) -> None:
     """Bad settings stop the process at start, naming every bad field."""
-    env = {**os.environ, "TACGW_TOKEN_TTL_S": "1", "TACGW_MAX_BODY_BYTES": "1"}
+    env = {
+        **os.environ,
+        "TACGW_TOKEN_TTL_S": "1",
+        "TACGW_MAX_BODY_BYTES": "1",
+        "TACGW_RATE_LIMIT": "garbage",
+        "TACGW_RATE_LIMIT_STORAGE": "bogus://x",
+        "TACGW_TOKEN_ENDPOINT_RATE_LIMIT": "often",
+    }
     result = cli(["serve"], env, tmp_path)
-    assert result.returncode != 0
-    assert result.stderr.startswith("error: invalid settings:")
-    assert "token_ttl_s" in result.stderr and "max_body_bytes" in result.stderr
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
+    first, *fields = result.stderr.splitlines()
+    assert first == "error: invalid settings:"
+    assert sorted(line.split(":")[0].strip() for line in fields) == [
+        "max_body_bytes",
+        "rate_limit",
+        "rate_limit_storage",
+        "token_endpoint_rate_limit",
+        "token_ttl_s",
+    ]
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -295,3 +316,36 @@ def test_model_upstream_must_be_http_url(upstream: str, tmp_path: Path) -> None:
         tmp_path,
     )
     assert json.loads(run_cli(["model", "list", "--json"], env, tmp_path))[0]["model"] == "m"
+
+
+def test_demo_rerun_reuses_its_seed_and_checks_ports(tmp_path: Path) -> None:
+    """A second demo run keeps the first run's clients and secrets; a taken port is named."""
+    port, upstream_port = free_port(), free_port()
+    env_file = tmp_path / "var" / "demo.env"
+    with running_demo(tmp_path, port, upstream_port):
+        first = env_file.read_text()
+    with running_demo(tmp_path, port, upstream_port) as output:
+        assert env_file.read_text() == first
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        env = {**os.environ, "TACGW_DATABASE_URL": "sqlite:///./var/demo.db"}
+        clients = json.loads(run_cli(["client", "list", "--json"], env, tmp_path))
+        assert len(clients) == 3
+        # The printed credentials are the ones in the file, and they still work.
+        public_id = re.search(r"export PUBLIC_CLIENT_ID=(\S+)", first)
+        public_secret = re.search(r"export PUBLIC_CLIENT_SECRET=(\S+)", first)
+        assert public_id and public_secret and public_secret[1] in output
+        token = httpx.post(
+            f"http://127.0.0.1:{port}/oauth/token",
+            auth=(public_id[1], public_secret[1]),
+            data={"grant_type": "client_credentials"},
+        )
+        assert token.status_code == 200, token.text
+        # While it runs, a third run stops before seeding anything, naming the busy port.
+        for args in (
+            ["--port", str(port), "--upstream-port", str(free_port())],
+            ["--port", str(free_port()), "--upstream-port", str(upstream_port)],
+        ):
+            busy = args[1] if args[1] == str(port) else args[3]
+            line = one_line_error(cli(["demo", *args], dict(os.environ), tmp_path))
+            assert line.startswith(f"error: cannot listen on 127.0.0.1 port {busy}:")
+        assert env_file.read_text() == first

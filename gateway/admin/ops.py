@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.db.models import AuditEvent, Client, ModelEntry, Organization, TrustGrant
-from gateway.identity.secrets import hash_secret, new_client_id, new_client_secret
+from gateway.identity.secrets import (
+    hash_secret,
+    new_client_id,
+    new_client_secret,
+    verify_secret,
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,17 @@ def check_upstream_url(url: str) -> str:
             f"upstream must be an http(s) URL with a host, e.g. http://vllm:8000/v1; got {url!r}"
         )
     return url
+
+
+async def client_with_secret(
+    engine: AsyncEngine, *, client_id: str, client_secret: str
+) -> Client | None:
+    """The client, if it exists, is not revoked and `client_secret` is its secret."""
+    async with AsyncSession(engine) as session:
+        client = await session.get(Client, client_id)
+    if client is None or client.revoked_at is not None:
+        return None
+    return client if verify_secret(client_secret, client.secret_hash) else None
 
 
 async def add_model(

@@ -87,7 +87,10 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None) -> None:
         _exit(str(exc))
     except ValidationError as exc:
         # Every bad setting at once, one per line, so one restart fixes them all.
-        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = [
+            f"  {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
         _exit("invalid settings:\n" + "\n".join(lines))
     except DBAPIError as exc:
         _exit(_database_error(exc))
