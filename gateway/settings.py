@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import limits.aio.storage  # registers the async storages' schemes
+import limits.storage
 import yaml
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -101,6 +105,26 @@ class Settings(BaseSettings):
             raise ValueError("must be https outside dev mode (http is accepted on loopback only)")
         return value.rstrip("/")
 
+    @field_validator("rate_limit", "token_endpoint_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        # Parsed here, with the library that enforces it, so a typo is listed at start with
+        # the other bad settings instead of failing the first request or the app's start.
+        try:
+            items = parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate; use e.g. '600/minute' or '10/second;600/hour'"
+            ) from None
+        if any(item.amount < 1 for item in items):
+            raise ValueError(f"{value!r} allows no request at all; each rate must be at least 1")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _limits_storage(cls, value: str) -> str:
+        return check_limits_storage(value)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -140,3 +164,30 @@ def _is_loopback(url: str) -> bool:
     except ValueError:
         return False
     return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def check_limits_storage(uri: str) -> str:
+    """The `limits` storage URI, if both its sync and async storages exist and can load.
+
+    The token endpoint (slowapi) uses the sync storage and the pipeline the async one
+    (`async+` prefix), so both must exist. Only the registry and the installed packages
+    are consulted: nothing connects, since settings are checked before anything starts.
+    """
+    schemes = limits.storage.SCHEMES  # filled by importing both storage packages
+    kind = urlsplit(uri).scheme.removeprefix("async+")
+    usable = sorted(s for s in schemes if not s.startswith("async+") and f"async+{s}" in schemes)
+    if kind not in usable:
+        raise ValueError(
+            f"unknown rate limit storage {kind + '://' if kind else repr(uri)};"
+            f" use one of: {', '.join(k + '://' for k in usable)}"
+        )
+    for storage in (schemes[kind], schemes[f"async+{kind}"]):
+        wanted = getattr(storage, "DEPENDENCIES", [])  # set on each storage class
+        names = [n.split(".")[0] for n in (wanted if isinstance(wanted, list) else list(wanted))]
+        # Any one of the listed drivers will do (redis or coredis for async redis), except
+        # that valkey:// URLs are served by the valkey package only.
+        if kind.startswith("valkey"):
+            names = ["valkey"]
+        if names and not any(importlib.util.find_spec(n) for n in names):
+            raise ValueError(f"{kind}:// needs the Python package {' or '.join(names)}")
+    return uri
