@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import importlib.util
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-_REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+def packaged_policies() -> Path:
+    """The packaged policies: policies/ in a checkout, inside site-packages once installed."""
+    root = importlib.resources.files("gateway.policies")
+    if not isinstance(root, Path):  # e.g. imported from a zip: OPA and we need real files
+        raise RuntimeError(f"the packaged policies are not a directory ({root}); set policy_dir")
+    return root
+
 
 # Values that ship in examples; a real deployment must replace them.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "demo-upstream-key"})
@@ -55,7 +63,7 @@ class Settings(BaseSettings):
     signing_key_file: Path = Path("./var/signing-key.pem")
 
     policy_engine: Literal["embedded", "opa"] = "embedded"
-    policy_dir: Path = _REPO_POLICIES
+    policy_dir: Path = Field(default_factory=packaged_policies)
     opa_url: str = "http://127.0.0.1:8181"
     policy_timeout_s: float = Field(1.0, gt=0)
 

@@ -7,6 +7,7 @@ leaves through `run` as `error: ...` on stderr with exit status 1, never a trace
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -96,8 +97,11 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None) -> None:
         _exit(_database_error(exc))
     except FileNotFoundError as exc:  # e.g. TACGW_CONFIG_FILE naming a missing file
         _exit(str(exc))
-    except OSError as exc:  # asyncpg raises these when the server cannot be reached
+    except (ConnectionError, TimeoutError, socket.gaierror) as exc:
+        # asyncpg raises these unwrapped when the server cannot be reached at all.
         _exit(f"cannot reach the database: {exc}")
+    except OSError as exc:  # e.g. a file the settings name that cannot be written
+        _exit(str(exc))
 
 
 def _database_error(exc: DBAPIError) -> str:

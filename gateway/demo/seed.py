@@ -32,7 +32,7 @@ class DemoClient:
 
 
 async def seed(
-    engine: AsyncEngine, *, upstream_url: str, known: Mapping[str, tuple[str, str]]
+    engine: AsyncEngine, *, upstream_url: str, known: Mapping[str, tuple[str, str]] | None = None
 ) -> list[DemoClient]:
     """Seed what is missing and return one client per tier.
 
@@ -55,7 +55,7 @@ async def seed(
                     engine, org_id=org.id, tier=tier, granted_by="demo-admin", evidence="demo seed"
                 )
         label = tier or "public"
-        client_id, secret = known.get(label, ("", ""))
+        client_id, secret = (known or {}).get(label, ("", ""))
         reusable = await ops.client_with_secret(engine, client_id=client_id, client_secret=secret)
         if reusable is None or reusable.org_id != org.id:
             creds = await ops.create_client(engine, org_id=org.id, name=f"{org_name} demo client")
