@@ -11,7 +11,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.demo.upstream import DemoError, _error, _EventStream, _json, _parse, _pieces, _sse
+from gateway.demo.common import (
+    DemoError,
+    EventStream,
+    error_response,
+    json_response,
+    parse,
+    reply_pieces,
+    sse,
+)
 
 
 def _text_of(value: Any) -> str:
@@ -24,7 +32,7 @@ def _text_of(value: Any) -> str:
 
 
 async def _validated(request: Request, field: str) -> tuple[dict[str, Any], dict[str, Any], str]:
-    body, knobs = await _parse(request)
+    body, knobs = await parse(request)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise DemoError(400, "'model' is required and must be a string", "missing_model")
@@ -37,8 +45,8 @@ async def completions(request: Request) -> Response:
     try:
         body, knobs, model = await _validated(request, "prompt")
     except DemoError as exc:
-        return _error(exc)
-    pieces = _pieces(model, knobs, dict(request.headers), body)
+        return error_response(exc)
+    pieces = reply_pieces(model, knobs, dict(request.headers), body)
     prompt = len(_text_of(body["prompt"]).split())
     completion = len("".join(pieces).split())
     usage = {"prompt_tokens": prompt, "completion_tokens": completion,
@@ -51,24 +59,24 @@ async def completions(request: Request) -> Response:
 
     if not body.get("stream"):
         await asyncio.sleep(knobs["delay"])
-        return _json({**base, "choices": [choice("".join(pieces), "stop")], "usage": usage})
+        return json_response({**base, "choices": [choice("".join(pieces), "stop")], "usage": usage})
 
     async def events() -> AsyncGenerator[bytes, None]:
         for piece in pieces:
             await asyncio.sleep(knobs["delay"])
-            yield _sse({**base, "choices": [choice(piece, None)]})
-        yield _sse({**base, "choices": [choice("", "stop")], "usage": usage})
-        yield _sse(b"[DONE]")
+            yield sse({**base, "choices": [choice(piece, None)]})
+        yield sse({**base, "choices": [choice("", "stop")], "usage": usage})
+        yield sse(b"[DONE]")
 
-    return _EventStream(events(), request.app.state.stats, knobs["drop_after"])
+    return EventStream(events(), request.app.state.stats, knobs["drop_after"])
 
 
 async def responses(request: Request) -> Response:
     try:
         body, knobs, model = await _validated(request, "input")
     except DemoError as exc:
-        return _error(exc)
-    pieces = _pieces(model, knobs, dict(request.headers), body)
+        return error_response(exc)
+    pieces = reply_pieces(model, knobs, dict(request.headers), body)
     text = "".join(pieces)
     rid, mid = f"resp_demo{uuid.uuid4().hex[:24]}", f"msg_demo{uuid.uuid4().hex[:24]}"
     inp, out = len(_text_of(body["input"]).split()), len(text.split())
@@ -92,7 +100,7 @@ async def responses(request: Request) -> Response:
 
     if not body.get("stream"):
         await asyncio.sleep(knobs["delay"])
-        return _json(response("completed", text))
+        return json_response(response("completed", text))
 
     async def events() -> AsyncGenerator[bytes, None]:
         seq = 0
@@ -101,7 +109,7 @@ async def responses(request: Request) -> Response:
             nonlocal seq
             seq += 1
             payload = {"type": kind, "sequence_number": seq, **fields}
-            return b"event: " + kind.encode() + b"\n" + _sse(payload)
+            return b"event: " + kind.encode() + b"\n" + sse(payload)
 
         yield event("response.created", response=response("in_progress", None))
         for piece in pieces:
@@ -110,4 +118,4 @@ async def responses(request: Request) -> Response:
                         content_index=0, delta=piece)  # fmt: skip
         yield event("response.completed", response=response("completed", text))
 
-    return _EventStream(events(), request.app.state.stats, knobs["drop_after"])
+    return EventStream(events(), request.app.state.stats, knobs["drop_after"])
