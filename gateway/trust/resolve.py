@@ -25,15 +25,6 @@ class Trust:
     org_status: str
     tier_expires_at: datetime | None
 
-    def as_policy_input(self) -> dict[str, object]:
-        expires = self.tier_expires_at.isoformat() if self.tier_expires_at else None
-        return {
-            "tier": self.tier,
-            "org_id": self.org_id,
-            "org_status": self.org_status,
-            "tier_expires_at": expires,
-        }
-
 
 class TrustResolver:
     def __init__(self, db: RequestDb, tiers: Tiers) -> None:
