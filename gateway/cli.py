@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> None:
     settings = Settings()
-    upgrade(settings.database_url)
+    if settings.migrate_on_start:
+        upgrade(settings.database_url)
     run_server(create_app(settings), host=args.host, port=args.port)
 
 
