@@ -174,10 +174,11 @@ def test_policy_change_rolls_the_pods(helm_bin: Path) -> None:
     """A config change alters the pod template's checksum, so a rollout follows."""
     before = one(render(helm_bin), "Deployment")
     after = one(render(helm_bin, sets=("gateway.config.catalog_ttl_s=9",)), "Deployment")
-    key = "checksum/config"
-    assert before["spec"]["template"]["metadata"]["annotations"][key] != (
-        after["spec"]["template"]["metadata"]["annotations"][key]
-    )
+
+    def checksum(deployment: dict[str, Any]) -> str:
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum(before) != checksum(after)
 
 
 def test_hpa_owns_the_replica_count(helm_bin: Path) -> None:

@@ -109,4 +109,3 @@ def test_gateway_and_sidecar_agree_on_the_policy_version(sidecar: tuple[str, Pat
     """The gateway reads the same volume: the version in its audit rows is the repo's policy."""
     _, volume = sidecar
     assert load_bundle(volume).version == load_bundle(POLICY_DIR).version
-
