@@ -172,6 +172,12 @@ def test_replicas_share_the_stores(stack: Stack) -> None:
             "policy": True,
         }
     assert httpx.get(f"{stack.env['TACGW_STACK_OPA_URL']}/health", timeout=5).status_code == 200
+    # Prometheus finds both replicas through the targets file the stack writes (file_sd).
+    targets = json.loads((stack.dir / "targets" / "gateway.json").read_text())
+    hostports = sorted(url.removeprefix("http://") for url in stack.gateways)
+    assert sorted(targets[0]["targets"]) == hostports
+    for url in stack.gateways:
+        assert "tacgw_requests_total{" in httpx.get(f"{url}/metrics", timeout=5).text
     # The requests of the test above were counted in the shared Redis, not in process memory.
     client = redis.Redis.from_url(stack.env["TACGW_STACK_REDIS_URL"])
     try:
