@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -95,6 +96,10 @@ def stack(opa_bin: Path) -> Iterator[Stack]:
         running = Stack(dir=directory, env=_read_env_file(directory / "stack.env"))
         for url in running.gateways:
             assert url in out  # the URLs are printed for the operator
+        # The catalog, before any request: replicas re-read it only every catalog_ttl_s.
+        upstream = running.env["TACGW_STACK_UPSTREAM_URL"]
+        running.cli("model", "add", "cyber", "--upstream", upstream, "--tier", "critical")
+        running.cli("model", "add", "general", "--upstream", upstream, "--tier", "public")
         yield running
     finally:
         subprocess.run(
@@ -118,10 +123,10 @@ def _token(base_url: str, client_id: str, secret: str) -> str:
     return str(reply.json()["access_token"])
 
 
-def _chat(base_url: str, token: str) -> str:
+def _chat(base_url: str, token: str, model: str = "cyber") -> str:
     client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=token, max_retries=0, timeout=10)
     reply = client.chat.completions.create(
-        model="cyber", messages=[{"role": "user", "content": "status of substation 7"}]
+        model=model, messages=[{"role": "user", "content": "status of substation 7"}]
     )
     return str(reply.choices[0].message.content)
 
@@ -145,8 +150,6 @@ def test_replicas_serve_and_a_revocation_reaches_both(stack: Stack) -> None:
     stack.cli("org", "create", "Grid Defenders")
     grant = stack.cli("org", "grant", "Grid Defenders", "critical", "--evidence", "sector letter")
     creds = stack.cli("client", "create", "Grid Defenders")
-    upstream = stack.env["TACGW_STACK_UPSTREAM_URL"]
-    stack.cli("model", "add", "cyber", "--upstream", upstream, "--tier", "critical")
     client_id, secret = str(creds["client_id"]), str(creds["client_secret"])
 
     tokens = {url: _token(url, client_id, secret) for url in stack.gateways}
@@ -161,6 +164,49 @@ def test_replicas_serve_and_a_revocation_reaches_both(stack: Stack) -> None:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             _chat(url, tokens[url])
         assert denied.value.code == "tier_too_low", url
+
+
+def runbook_sql(marker: str) -> str:
+    """The ```sql block of docs/operations.md that contains `marker`, verbatim."""
+    text = (REPO_ROOT / "docs" / "operations.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", text, re.DOTALL)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"expected one sql block with {marker!r} in docs/operations.md"
+    return found[0]
+
+
+def test_runbook_suspension_reaches_both_replicas(stack: Stack) -> None:
+    """The incident runbook's SQL, run with psql as documented, cuts the organization off on
+    both replicas at the next request, tokens already issued included."""
+    stack.cli("org", "create", "Water Utility")
+    creds = stack.cli("client", "create", "Water Utility")
+    client_id, secret = str(creds["client_id"]), str(creds["client_secret"])
+    tokens = {url: _token(url, client_id, secret) for url in stack.gateways}
+    for url in stack.gateways:
+        assert _chat(url, tokens[url], model="general")
+
+    psql = subprocess.run(
+        ["psql", stack.env["TACGW_DATABASE_URL"], "-v", "ON_ERROR_STOP=1"]
+        + ["-v", "org=Water Utility", "-q"],
+        input=runbook_sql("SET status = 'suspended'"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert psql.returncode == 0, psql.stderr
+
+    for url in stack.gateways:
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            _chat(url, tokens[url], model="general")
+        assert denied.value.code == "org_not_active", url
+        refused = httpx.post(
+            f"{url}/oauth/token",
+            auth=(client_id, secret),
+            data={"grant_type": "client_credentials"},
+            timeout=10,
+        )
+        assert refused.status_code in (400, 401) and "access_token" not in refused.text
 
 
 def test_replicas_share_the_stores(stack: Stack) -> None:
