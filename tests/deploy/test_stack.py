@@ -185,9 +185,9 @@ def test_runbook_suspension_reaches_both_replicas(stack: Stack) -> None:
     for url in stack.gateways:
         assert _chat(url, tokens[url], model="general")
 
+    command = ["psql", stack.env["TACGW_DATABASE_URL"], "-q", "-v", "ON_ERROR_STOP=1"]
     psql = subprocess.run(
-        ["psql", stack.env["TACGW_DATABASE_URL"], "-v", "ON_ERROR_STOP=1"]
-        + ["-v", "org=Water Utility", "-q"],
+        [*command, "-v", "org=Water Utility"],
         input=runbook_sql("SET status = 'suspended'"),
         capture_output=True,
         text=True,
