@@ -1,4 +1,5 @@
-"""Fixtures for the deployment checks: the pinned helm and promtool that scripts/test builds.
+"""Fixtures for the deployment checks: the pinned tools scripts/test builds or installs
+(helm, promtool, the dockerfile-utils linter).
 
 Like the service fixtures, a missing tool fails the test (never skips): a green run must
 mean the chart was really linted, rendered and validated.
@@ -43,3 +44,9 @@ def helm_bin() -> Path:
 @pytest.fixture(scope="session")
 def promtool_bin() -> Path:
     return _tool("TACGW_TEST_PROMTOOL_BIN")
+
+
+@pytest.fixture(scope="session")
+def dockerfile_lint_bin() -> Path:
+    """`dockerfile-utils` (npm), which validates every instruction, flag and argument."""
+    return _tool("TACGW_TEST_DOCKERFILE_LINT_BIN")

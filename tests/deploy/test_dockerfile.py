@@ -51,6 +51,27 @@ def exec_form(value: str) -> list[str]:
     return [str(p) for p in parsed]
 
 
+def lint(binary: Path, dockerfile: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), "lint", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_dockerfile_lints_clean(dockerfile_lint_bin: Path, tmp_path: Path) -> None:
+    """`dockerfile-utils lint` accepts it, and does refuse a broken instruction."""
+    ok = lint(dockerfile_lint_bin, DOCKERFILE)
+    assert ok.returncode == 0 and ok.stdout.strip() == "", ok.stdout + ok.stderr
+    broken = tmp_path / "Dockerfile"
+    text = DOCKERFILE.read_text()
+    broken.write_text(text.replace("HEALTHCHECK --interval", "HEALTHCHECK --every"))
+    bad = lint(dockerfile_lint_bin, broken)
+    assert bad.returncode != 0 and "Unknown flag: every" in bad.stdout
+
+
 def test_multi_stage_on_slim_python_311(dockerfile: DockerfileParser) -> None:
     """A build stage and a runtime stage, both python:3.11 slim; the runtime copies the venv."""
     assert dockerfile.is_multistage
