@@ -181,6 +181,14 @@ def test_policy_change_rolls_the_pods(helm_bin: Path) -> None:
     assert checksum(before) != checksum(after)
 
 
+def test_ingress_exposes_the_api_not_the_metrics(helm_bin: Path) -> None:
+    """The Ingress routes /v1, /oauth and /.well-known; /metrics and probes stay internal."""
+    ingress = one(render(helm_bin, PRODUCTION_VALUES), "Ingress")
+    paths = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert paths == {"/v1", "/oauth", "/.well-known"}
+    assert ingress["spec"]["tls"][0]["hosts"] == [ingress["spec"]["rules"][0]["host"]]
+
+
 def test_hpa_owns_the_replica_count(helm_bin: Path) -> None:
     """With autoscaling the Deployment leaves `replicas` to the HPA; without, it sets it."""
     scaled = render(helm_bin)
@@ -210,6 +218,7 @@ def test_optional_resources_toggle(helm_bin: Path) -> None:
         ("gateway.issuer=http://gateway.example.com", "issuer"),
         ("externalDatabase.port=0", "port"),
         ("gateway.replicas=3", "replicas"),
+        ("ingress.paths={/}", "paths"),
     ],
 )
 def test_schema_refuses_unsafe_or_unknown_values(
