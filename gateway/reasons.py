@@ -59,5 +59,15 @@ class Reason(StrEnum):
     UNAUTHORIZED_CLIENT = "unauthorized_client"
     UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
     SLOW_DOWN = "slow_down"
+    # identity: keys, revocation, federation, proof of possession (issue 6)
+    TOKEN_REVOKED = "token_revoked"
+    IDP_UNAVAILABLE = "idp_unavailable"
+    ORG_NOT_MAPPED = "org_not_mapped"
+    KEYS_UNAVAILABLE = "keys_unavailable"
+    # RFC 9449 §7.1 / §12.2 error codes (`WWW-Authenticate: DPoP error=...`)
+    INVALID_DPOP_PROOF = "invalid_dpop_proof"
+    DPOP_REQUIRED = "dpop_required"
+    # RFC 7009 §2.2.1
+    UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"
     # anything unexpected; never leaks details to the caller
     INTERNAL_ERROR = "internal_error"

@@ -12,8 +12,11 @@ from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
 from gateway.forward.client import make_client
 from gateway.forward.upstream import Upstream
-from gateway.identity.tokens import TokenVerifier
+from gateway.identity.replay import ReplayGuard
+from gateway.identity.stage import Identity, start_identity
+from gateway.issuer.keystore import prepare_signing_keys, sealer_for
 from gateway.issuer.service import Issuer
+from gateway.issuer.tokens import TokenIssuer
 from gateway.limits.ratelimit import SubjectLimiter
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
@@ -27,7 +30,7 @@ from gateway.trust.tiers import Tiers
 
 @dataclass(frozen=True)
 class Runtime:
-    identity: TokenVerifier
+    identity: Identity
     trust: TrustResolver
     catalog: Catalog
     policy: PolicyEngine
@@ -43,6 +46,7 @@ class Runtime:
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
+        await self.identity.close()
         await self.store.close()
 
 
@@ -50,15 +54,30 @@ async def start_runtime(settings: Settings) -> Runtime:
     bundle = load_bundle(settings.policy_dir)
     tiers = Tiers(bundle.tiers)
     store = make_request_db(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    issuer = Issuer.from_settings(settings, store=store, tiers=tiers)
+    # Keys first: the verifier loads them, and a wrong KEK must stop the start here.
+    sealer = sealer_for(settings)
+    await prepare_signing_keys(settings, sealer)
+    replay = ReplayGuard(settings.rate_limit_storage)
+    identity = await start_identity(settings, store=store, replay=replay, top_tier=tiers.names[-1])
+    issuer = Issuer(
+        issuer=settings.issuer,
+        keys=identity.own_keys,
+        sealer=sealer,
+        tokens=TokenIssuer(
+            issuer=settings.issuer, audience=settings.audience, ttl_s=settings.token_ttl_s
+        ),
+        store=store,
+        tiers=tiers,
+        verifier=identity.verifier,
+        replay=replay,
+        dpop=identity.dpop,
+    )
     policy = make_policy_engine(settings, bundle)
     await policy.start()
     audit = AuditWriter(store)
     audit.start()
     return Runtime(
-        identity=TokenVerifier(
-            jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
-        ),
+        identity=identity,
         trust=TrustResolver(store, tiers),
         catalog=Catalog(store, ttl_s=settings.catalog_ttl_s),
         policy=policy,

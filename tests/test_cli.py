@@ -214,7 +214,12 @@ def test_quickstart_as_printed(demo: tuple[str, str, Path]) -> None:
 def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
     """`tac-gateway serve` on a fresh SQLite file migrates it, then answers /readyz."""
     port = free_port()
-    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    env = {
+        **os.environ,
+        "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        # Outside dev mode the signing keys are sealed with a key-encryption key.
+        "TACGW_KEY_ENCRYPTION_KEY": "test-kek-" + "0123456789abcdef" * 2,
+    }
     out = tmp_path / "serve.out"
     with out.open("w") as stdout:
         proc = subprocess.Popen(

@@ -39,6 +39,9 @@ def _call(request: Request, endpoint: str, **extra: object) -> Call:
         disconnected=_disconnected(request.receive),
         body=request.stream(),
         declared_length=int(declared) if declared and declared.isdigit() else None,
+        method=request.method,
+        path=request.scope["path"],
+        dpop=request.headers.get("dpop"),
         **extra,  # type: ignore[arg-type]
     )
 

@@ -1,4 +1,5 @@
-"""`tac-gateway`: run, migrate, and administer organizations, clients, models and the audit log.
+"""`tac-gateway`: run, migrate, and administer organizations, clients, models, signing keys
+and the audit log.
 
 The root Typer app; each verb group is a sub-app in its own module. `main` is the
 console script: it turns operator errors into one line on stderr (see `output.run`).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, client, model, org, serve
+from gateway.cli import audit, client, keys, model, org, serve
 from gateway.cli.output import run
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(org.app, name="org")
 app.add_typer(client.app, name="client")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
+app.add_typer(keys.app, name="keys")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,10 @@ class RequestDb(Protocol):
 
     async def insert_audit(self, rows: list[dict[str, Any]]) -> None: ...
 
+    async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        """One statement in its own transaction (a revocation: rare, off the hot path)."""
+        ...
+
     async def ping(self) -> bool:
         """True if the database answers a trivial query through the request path's access."""
         ...
@@ -48,6 +52,10 @@ class AsyncRequestDb:
     async def insert_audit(self, rows: list[dict[str, Any]]) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(insert(_AUDIT), rows)
+
+    async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(statement, rows or None)
 
     async def ping(self) -> bool:
         return await _answers(self)
@@ -74,6 +82,15 @@ class SqliteRequestDb:
     def _commit(self, rows: list[dict[str, Any]]) -> None:
         with self._engine.begin() as conn:
             conn.execute(insert(_AUDIT), rows)
+
+    async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        # On the writer thread, like the audit: SQLite has one writer at a time anyway.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._write, statement, rows)
+
+    def _write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(statement, rows or None)
 
     async def ping(self) -> bool:
         return await _answers(self)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 
 from gateway.db.access import RequestDb
-from gateway.db.models import Client, Organization, TrustGrant
+from gateway.db.models import Client, Organization, RevokedToken, TrustGrant
 from gateway.trust.tiers import Tiers
 
 
@@ -19,14 +19,23 @@ class Standing:
     client_id: str
     client_active: bool
     secret_hash: str
+    jwks: str | None  # public keys for private_key_jwt, as registered (JSON)
     org_id: str
     org_status: str
     # Highest tier held through a live grant; the lowest tier when there is none.
     tier: str
     tier_expires_at: datetime | None
+    # The token being checked (by `jti`) is on the revocation list.
+    token_revoked: bool = False
 
 
 _c, _o, _g = Client.__table__.c, Organization.__table__.c, TrustGrant.__table__.c  # type: ignore[attr-defined]
+_r = RevokedToken.__table__.c  # type: ignore[attr-defined]
+
+# The revocation list, folded into the same read: one primary-key probe in the query the
+# request makes anyway, so a revocation holds on the next request on every replica at no
+# extra round trip (docs/architecture.md, "Revocation").
+_REVOKED = exists().where(_r.jti == bindparam("jti")).label("token_revoked")
 
 # Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form).
 _LIVE_GRANT = and_(
@@ -36,7 +45,9 @@ _LIVE_GRANT = and_(
     or_(_g.expires_at.is_(None), _g.expires_at > bindparam("now", type_=_g.expires_at.type)),
 )
 STANDING_QUERY = (
-    select(_c.revoked_at, _c.secret_hash, _o.id, _o.status, _g.tier, _g.expires_at)
+    select(
+        _c.revoked_at, _c.secret_hash, _c.jwks, _REVOKED, _o.id, _o.status, _g.tier, _g.expires_at
+    )
     .select_from(Client.__table__.join(Organization.__table__, _c.org_id == _o.id))  # type: ignore[attr-defined]
     .outerjoin(TrustGrant.__table__, _LIVE_GRANT)  # type: ignore[attr-defined]
     .where(_c.id == bindparam("client_id"))
@@ -44,13 +55,24 @@ STANDING_QUERY = (
 
 
 async def load_standing(
-    db: RequestDb, *, client_id: str, subject: str, tiers: Tiers, now: datetime | None = None
+    db: RequestDb,
+    *,
+    client_id: str,
+    subject: str,
+    tiers: Tiers,
+    jti: str | None = None,
+    now: datetime | None = None,
 ) -> Standing | None:
-    params = {"client_id": client_id, "subject": subject, "now": now or datetime.now(UTC)}
+    params = {
+        "client_id": client_id,
+        "subject": subject,
+        "jti": jti,
+        "now": now or datetime.now(UTC),
+    }
     rows: Sequence[Any] = await db.read(STANDING_QUERY, params)
     if not rows:
         return None
-    revoked_at, secret_hash, org_id, org_status = rows[0][:4]
+    revoked_at, secret_hash, jwks, token_revoked, org_id, org_status = rows[0][:6]
     best, expires = tiers.lowest, None
     for *_, tier, tier_expires in rows:
         if tier is not None and tiers.rank(tier) > tiers.rank(best):
@@ -59,8 +81,10 @@ async def load_standing(
         client_id=client_id,
         client_active=revoked_at is None,
         secret_hash=secret_hash,
+        jwks=jwks,
         org_id=org_id,
         org_status=org_status,
         tier=best,
         tier_expires_at=expires,
+        token_revoked=bool(token_revoked),
     )

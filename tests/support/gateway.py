@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +30,8 @@ from gateway.app import create_app
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
 from gateway.demo.upstream import create_upstream_app
+from gateway.issuer import keystore
+from gateway.issuer.keys import SigningKey, from_pem
 from gateway.settings import Settings, UpstreamSettings
 from tests.support.services import free_port
 from tests.support.uvicorn_server import serve
@@ -107,6 +113,17 @@ class RunningGateway:
 
         return asyncio.run(go())
 
+    def signing_key(self) -> SigningKey:
+        """The issuer's current signing key, unsealed from the database with the KEK."""
+
+        async def current(engine: Any) -> SigningKey:
+            rows = await keystore.list_keys(engine)
+            row = next(r for r in rows if r.rotated_at is None)
+            pem = keystore.sealer_for(self.settings).open(row.private_key, kid=row.kid)
+            return from_pem(pem, source=row.kid)
+
+        return self.run(current)  # type: ignore[no-any-return]
+
     def audit_rows(self, **where: Any) -> list[dict[str, Any]]:
         clause = " AND ".join(f"{k} = :{k}" for k in where) or "1=1"
 
@@ -164,8 +181,79 @@ class GatewayFactory:
         gw.base_url = self._stack.enter_context(serve(create_app(settings), port))
         return gw
 
+    def replica(self, gw: RunningGateway, **overrides: Any) -> RunningGateway:
+        """A second gateway on `gw`'s database and issuer, in this process (no seeding)."""
+        port = free_port()
+        settings = Settings(**(gw.settings.model_dump() | overrides))
+        other = RunningGateway(
+            base_url="",
+            database_url=gw.database_url,
+            settings=settings,
+            credentials=gw.credentials,
+            org_ids=gw.org_ids,
+        )
+        other.base_url = self._stack.enter_context(serve(create_app(settings), port))
+        return other
+
+    def replica_process(self, gw: RunningGateway, **env: str) -> RunningGateway:
+        """A second gateway as its own OS process (`tac-gateway serve`), on `gw`'s database
+        and issuer: shares nothing with `gw` but the database (and Redis, if configured)."""
+        port = free_port()
+        s = gw.settings
+        environment = {
+            **os.environ,
+            "TACGW_DEV_MODE": "true" if s.dev_mode else "false",
+            "TACGW_DATABASE_URL": s.database_url,
+            "TACGW_MIGRATE_ON_START": "false",
+            "TACGW_ISSUER": s.issuer,
+            "TACGW_AUDIENCE": s.audience,
+            "TACGW_RATE_LIMIT": s.rate_limit,
+            "TACGW_RATE_LIMIT_STORAGE": s.rate_limit_storage,
+            "TACGW_CATALOG_TTL_S": str(s.catalog_ttl_s),
+            "TACGW_KEY_RELOAD_S": str(s.key_reload_s),
+            "TACGW_KEY_REFRESH_MIN_S": str(s.key_refresh_min_s),
+            "TACGW_KEY_ENCRYPTION_KEY": s.key_encryption_key.get_secret_value(),
+            "TACGW_SIGNING_KEY_FILE": str(s.signing_key_file) + ".unused",
+            **env,
+        }
+        log = self._tmp / f"replica-{port}.log"
+        handle = self._stack.enter_context(log.open("wb"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        self._stack.callback(_stop, proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"replica did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        return RunningGateway(
+            base_url=base,
+            database_url=gw.database_url,
+            settings=s,
+            credentials=gw.credentials,
+            org_ids=gw.org_ids,
+        )
+
     def close(self) -> None:
         self._stack.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def _seed(engine: Any, gw: RunningGateway, upstream: str) -> None:

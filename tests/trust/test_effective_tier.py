@@ -7,11 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import jwt
 import openai
 import pytest
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import text
 
 from gateway.admin import ops
@@ -24,9 +22,9 @@ MSG = [{"role": "user", "content": "hello"}]
 
 
 def _forge(gw: RunningGateway, *, client_id: str, org_id: str, tier: str) -> str:
-    """A token signed by the gateway's own key (loaded from its PEM file) with chosen claims."""
-    key = serialization.load_pem_private_key(gw.settings.signing_key_file.read_bytes(), None)
-    (jwk,) = httpx.get(f"{gw.base_url}/.well-known/jwks.json").json()["keys"]
+    """A token signed by the gateway's own key (unsealed from its database) with chosen claims."""
+    signing = gw.signing_key()
+    key, jwk = signing.private_key, signing.public_jwk
     now = int(time.time())
     claims = {
         "iss": gw.settings.issuer,
