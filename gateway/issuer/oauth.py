@@ -20,12 +20,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    ClientMixin,
+    InvalidClientError,
+    OAuth2Request,
+)
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from joserfc import jws
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -134,24 +140,58 @@ class _PrivateKeyJwt(JWTBearerClientAssertion):
         return self._audiences
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
-        return KeySet.import_key_set(json.loads(client.standing.jwks or '{"keys": []}'))
+        if not client.standing.jwks:
+            raise InvalidClientError(description="The client has no registered keys.")
+        try:
+            return KeySet.import_key_set(json.loads(client.standing.jwks))
+        except (JoseError, ValueError) as exc:
+            # Registration checks the JWKS; a row edited by hand still fails closed.
+            raise InvalidClientError(description="The client's keys are unusable.") from exc
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
-        from authlib.oauth2.rfc6749 import InvalidClientError
-
-        try:
-            # Asymmetric algorithms only: the JWKS holds public keys, never a shared secret.
-            token = jose_jwt.decode(assertion, resolve_key, algorithms=list(CLIENT_SIGNING_ALGS))
-        except JoseError as exc:
-            raise InvalidClientError(description=exc.description) from exc
-        self.verify_claims(token.claims)
-        return token.claims
+        # Asymmetric algorithms only: the JWKS holds public keys, never a shared secret.
+        algorithms = list(CLIENT_SIGNING_ALGS)
+        candidates = [resolve_key]
+        if isinstance(resolve_key, KeySet) and _kid(assertion) is None:
+            # RFC 7523 does not require a kid (authlib's own client sends none): try the
+            # client's keys of the assertion's key type, each on its own.
+            kty = _KTY.get(str(_alg(assertion))[:2], "")
+            candidates = [k for k in resolve_key.keys if k.key_type == kty] or candidates
+        error: JoseError | None = None
+        for key in candidates:
+            try:
+                token = jose_jwt.decode(assertion, key, algorithms=algorithms)
+            except JoseError as exc:
+                error = exc
+                continue
+            self.verify_claims(token.claims)
+            return token.claims
+        assert error is not None
+        raise InvalidClientError(description=error.description) from error
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         # The replay check needs the shared store (async): remembered by the issuer right
         # after authlib accepts the signature, before any answer leaves.
         _current().assertion = (str(claims["sub"]), str(jti), int(claims["exp"]))
         return True
+
+
+_KTY = {"ES": "EC", "RS": "RSA", "PS": "RSA", "Ed": "OKP"}
+
+
+def _kid(assertion: str) -> Any:
+    return _header(assertion).get("kid")
+
+
+def _alg(assertion: str) -> Any:
+    return _header(assertion).get("alg")
+
+
+def _header(assertion: str) -> dict[str, Any]:
+    try:
+        return dict(jws.extract_compact(assertion.encode()).headers())
+    except (JoseError, ValueError):
+        return {}
 
 
 class _Revocation(RevocationEndpoint):
