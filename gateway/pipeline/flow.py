@@ -217,7 +217,7 @@ def _enforce(decision: Decision, trust: Trust, route: Route) -> None:
     """Raise the refusal a denying decision stands for."""
     if decision.allow:
         return
-    if Reason.DPOP_REQUIRED in decision.reasons:
+    if tuple(decision.reasons) == (Reason.DPOP_REQUIRED,):
         # RFC 9449 §7.1: a 401 with the DPoP challenge, so the client knows what to send.
         raise dpop_required()
     failed = _POLICY_FAILED & set(decision.reasons)

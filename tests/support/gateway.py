@@ -33,6 +33,7 @@ from gateway.demo.upstream import create_upstream_app
 from gateway.issuer import keystore
 from gateway.issuer.keys import SigningKey, from_pem
 from gateway.settings import Settings, UpstreamSettings
+from tests.support.dpop import DpopAuth, DpopKey
 from tests.support.services import free_port
 from tests.support.uvicorn_server import serve
 
@@ -47,6 +48,8 @@ __all__ = [
 
 MODELS = (("general", "public"), ("general-tac", "verified"), ("cyber", "critical"))
 TIERS = ("public", "verified", "critical")
+# The tiers whose models take DPoP-bound tokens only (policies/data.json).
+DPOP_TIERS = ("critical",)
 
 
 def fresh_database_url(
@@ -81,24 +84,39 @@ class RunningGateway:
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)  # tier → (id, secret)
     org_ids: dict[str, str] = field(default_factory=dict)  # tier → org id
 
-    def token(self, tier: str = "public") -> str:
+    def token(self, tier: str = "public", *, dpop: DpopKey | None = None) -> str:
+        """A real token from the token endpoint; bound to `dpop`'s key if given."""
         client_id, secret = self.credentials[tier]
+        url = f"{self.base_url}/oauth/token"
+        headers = {"DPoP": dpop.proof("POST", url)} if dpop is not None else {}
         reply = httpx.post(
-            f"{self.base_url}/oauth/token",
+            url,
             auth=(client_id, secret),
             data={"grant_type": "client_credentials"},
+            headers=headers,
         )
         reply.raise_for_status()
         return str(reply.json()["access_token"])
 
     def openai(self, tier: str = "public", **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(
-            base_url=f"{self.base_url}/v1", api_key=self.token(tier), max_retries=0, **kw
-        )
+        """The official SDK; for a DPoP tier (critical), with a bound token and the hook."""
+        if tier in DPOP_TIERS and "http_client" not in kw:
+            key = DpopKey()
+            token = self.token(tier, dpop=key)
+            kw["http_client"] = httpx.Client(auth=DpopAuth(key, token))
+        else:
+            token = self.token(tier)
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=token, max_retries=0, **kw)
 
     def async_openai(self, tier: str = "public", **kw: Any) -> openai.AsyncOpenAI:
+        if tier in DPOP_TIERS and "http_client" not in kw:
+            key = DpopKey()
+            token = self.token(tier, dpop=key)
+            kw["http_client"] = httpx.AsyncClient(auth=DpopAuth(key, token))
+        else:
+            token = self.token(tier)
         return openai.AsyncOpenAI(
-            base_url=f"{self.base_url}/v1", api_key=self.token(tier), max_retries=0, **kw
+            base_url=f"{self.base_url}/v1", api_key=token, max_retries=0, **kw
         )
 
     def run(self, coro_fn: Any) -> Any:

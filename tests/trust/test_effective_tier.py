@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import jwt
 import openai
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from gateway.admin import ops
 from gateway.admin.ops import IssuedCredentials
 from gateway.reasons import Reason
+from tests.support.dpop import DpopAuth, DpopKey
 from tests.support.gateway import GatewayFactory, RunningGateway
 
 DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgres"])
@@ -209,8 +211,19 @@ def test_subject_grant_applies_only_to_that_subject(
         return special, plain
 
     special, plain = gw.run(setup)
-    as_special = _client(
-        gw, _forge(gw, client_id=special.client_id, org_id=org_id, tier="critical")
+    # The critical model takes DPoP-bound tokens: the special client gets one for real.
+    key = DpopKey()
+    bound = httpx.post(
+        f"{gw.base_url}/oauth/token",
+        auth=(special.client_id, special.client_secret),
+        data={"grant_type": "client_credentials"},
+        headers={"DPoP": key.proof("POST", f"{gw.base_url}/oauth/token")},
+    ).json()["access_token"]
+    as_special = openai.OpenAI(
+        base_url=f"{gw.base_url}/v1",
+        api_key=bound,
+        max_retries=0,
+        http_client=httpx.Client(auth=DpopAuth(key, bound)),
     )
     as_plain = _client(gw, _forge(gw, client_id=plain.client_id, org_id=org_id, tier="critical"))
     as_original = gw.openai("public")
