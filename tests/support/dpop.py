@@ -60,12 +60,17 @@ class DpopKey:
 class DpopAuth(httpx.Auth):
     """Sends the token as `DPoP <token>` with a fresh proof for each request."""
 
-    def __init__(self, key: DpopKey, token: str) -> None:
+    def __init__(self, key: DpopKey, token: str, *, public_base: str | None = None) -> None:
         self.key = key
         self.token = token
+        # Behind a load balancer the proof names the public URL (the gateway's issuer),
+        # not the replica's address the request happens to go to.
+        self.public_base = public_base
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         url = str(request.url.copy_with(query=None, fragment=None))
+        if self.public_base is not None:
+            url = self.public_base.rstrip("/") + request.url.path
         request.headers["Authorization"] = f"DPoP {self.token}"
         request.headers["DPoP"] = self.key.proof(request.method, url, token=self.token)
         yield request
