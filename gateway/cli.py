@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     org = sub.add_parser("org", help="organizations").add_subparsers(required=True)
     s = org.add_parser("create")
     s.add_argument("name")
-    s.add_argument("--status", default="active", choices=["pending", "active", "suspended"])
+    s.add_argument("--status", default="verified", choices=["applied", "verified", "suspended"])
     s.set_defaults(func=lambda a: _db(lambda e: _org_create(e, a)))
     s = org.add_parser("grant", help="grant an organization a tier")
     s.add_argument("name")

@@ -6,6 +6,7 @@
     ├── Unauthorized        401  authentication_error (with WWW-Authenticate)
     ├── Forbidden           403  permission_error
     ├── NotFound            404  not_found_error
+    ├── Conflict            409  conflict_error (state moved on: stale version, bad transition)
     ├── RateLimited         429  rate_limit_error (with Retry-After)
     ├── Unavailable         503  api_error (policy, trust or audit store down: fail closed)
     └── UpstreamError       502  api_error
@@ -72,6 +73,11 @@ class Forbidden(GatewayError):
 class NotFound(GatewayError):
     status = 404
     error_type = "not_found_error"
+
+
+class Conflict(GatewayError):
+    status = 409
+    error_type = "conflict_error"
 
 
 class RateLimited(GatewayError):

@@ -40,7 +40,7 @@ def test_admin_bootstrap(tmp_path: Path) -> None:
     env = sqlite_env(tmp_path)
     run_cli(["migrate"], env, tmp_path)
     org = json.loads(run_cli(["org", "create", "Grid Defenders"], env, tmp_path))
-    assert org["status"] == "active"
+    assert org["status"] == "verified"
     grant = json.loads(
         run_cli(
             ["org", "grant", "Grid Defenders", "critical", "--evidence", "sector letter"],

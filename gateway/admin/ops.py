@@ -19,7 +19,7 @@ class IssuedCredentials:
     client_secret: str  # shown once; only its hash is stored
 
 
-async def create_org(engine: AsyncEngine, *, name: str, status: str = "active") -> Organization:
+async def create_org(engine: AsyncEngine, *, name: str, status: str = "verified") -> Organization:
     async with AsyncSession(engine, expire_on_commit=False) as session:
         org = Organization(name=name, status=status)
         session.add(org)

@@ -45,12 +45,15 @@ SEMANTIC_INPUTS: list[dict[str, Any]] = [
 def _decision_corpus() -> list[dict[str, Any]]:
     tiers = ["public", "verified", "critical", "unknown-tier"]
     docs = []
-    for tier, floor, status, scopes, max_tokens in itertools.product(
+    lapses = [None, {"tier": "critical", "reason": "grant_expired"}]
+    lapses += [{"tier": "verified", "reason": "grant_revoked"}, {"tier": "x", "reason": "x"}]
+    for tier, floor, status, scopes, max_tokens, lapsed in itertools.product(
         tiers,
         tiers[:3],
-        ["active", "suspended", "pending"],
+        ["verified", "suspended", "revoked", "applied", "active"],
         [["models"], [], ["other"]],
-        [None, 100, 10**6],
+        [None, 10**6],
+        lapses,
     ):
         docs.append(
             {
@@ -68,6 +71,7 @@ def _decision_corpus() -> list[dict[str, Any]]:
                     "org_id": "o",
                     "org_status": status,
                     "tier_expires_at": None,
+                    "lapsed": lapsed,
                 },
                 "model": {"name": "m", "tier_floor": floor},
                 "request": {
@@ -117,7 +121,7 @@ async def test_decisions_agree_between_engines(opa_server: OpaServer) -> None:
             assert await embedded.decide(doc) == await opa.decide(doc), doc
     finally:
         await opa.close()
-    allowed = [d for d in corpus if d.get("trust", {}).get("org_status") == "active"]
+    allowed = [d for d in corpus if d.get("trust", {}).get("org_status") == "verified"]
     assert allowed, "the corpus must contain allowable requests"
 
 
@@ -127,7 +131,16 @@ async def test_engines_agree_that_the_corpus_has_both_outcomes(opa_server: OpaSe
     decisions = [await engine.decide(doc) for doc in _decision_corpus()]
     assert any(d.allow for d in decisions) and not all(d.allow for d in decisions)
     reasons = {r for d in decisions for r in d.reasons}
-    assert {"tier_too_low", "org_not_active", "scope_missing", "allowed"} <= reasons
+    assert {
+        "tier_too_low",
+        "org_suspended",
+        "org_revoked",
+        "not_verified",
+        "grant_expired",
+        "grant_revoked",
+        "scope_missing",
+        "allowed",
+    } <= reasons
 
 
 # Where rego-cpp (regopy 1.5.2) and OPA v1.22.3 differ. The gateway's policies avoid each
