@@ -7,8 +7,9 @@ from typing import Any
 
 from gateway.reasons import Reason
 
-# The rule every engine evaluates; both engines must give the same answer for it.
-PACKAGE = "tacgw.authz"
+# The rules every engine evaluates; both engines must give the same answers for them.
+PACKAGE = "tacgw.authz"  # one access decision per model request
+ADMIN_PACKAGE = "tacgw.admin"  # who may do what in trust administration
 RULE = "decision"
 
 
@@ -55,3 +56,16 @@ def parse_result(result: Any, policy_version: str) -> Decision:
         ),
         policy_version=policy_version,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminDecision:
+    allow: bool
+    reasons: tuple[str, ...]
+    policy_version: str = ""
+
+
+def parse_admin_result(result: Any, policy_version: str) -> AdminDecision:
+    """Read `{allow, reasons}` of the admin policy, failing closed like `parse_result`."""
+    decision = parse_result(result, policy_version)
+    return AdminDecision(decision.allow, decision.reasons, policy_version)
