@@ -32,6 +32,7 @@ class Reason(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     # policy (the Rego policy may add its own; these are the ones the gateway knows)
     TIER_TOO_LOW = "tier_too_low"
+    SCOPE_MISSING = "scope_missing"
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
     # limits
