@@ -83,7 +83,17 @@ async def list_members(engine: AsyncEngine, *, org_id: str) -> list[MembershipPu
 
 
 async def admin_of(engine: AsyncEngine, *, subject: str) -> list[str]:
-    """The organizations in which `subject` is an org admin (for the admin policy's input)."""
-    query = select(MEMBER.c.org_id).where(MEMBER.c.subject == subject, MEMBER.c.role == "org_admin")
+    """The organizations in which `subject` is an org admin."""
+    return sorted(
+        m["org_id"]
+        for m in await memberships_of(engine, subject=subject)
+        if m["role"] == "org_admin"
+    )
+
+
+async def memberships_of(engine: AsyncEngine, *, subject: str) -> list[dict[str, str]]:
+    """`[{org_id, role}]` of `subject`: the admin policy's `memberships` input."""
+    query = select(MEMBER.c.org_id, MEMBER.c.role).where(MEMBER.c.subject == subject)
     async with engine.connect() as conn:
-        return sorted(str(r) for r in (await conn.execute(query)).scalars())
+        rows = (await conn.execute(query)).all()
+    return [{"org_id": r.org_id, "role": r.role} for r in rows]

@@ -91,9 +91,7 @@ async def test_https_file_passes_and_fails(loopback_web: LoopbackWeb) -> None:
 
 async def test_https_unreachable_is_an_error(silent_udp_port: int) -> None:
     """Nothing listening: an error with the exception's name, never a pass."""
-    checker = _checker(
-        "127.0.0.1:53", https_base_override=f"http://127.0.0.1:{silent_udp_port}"
-    )
+    checker = _checker("127.0.0.1:53", https_base_override=f"http://127.0.0.1:{silent_udp_port}")
     outcome = await checker.check(method=Method.HTTPS, domain=DOMAIN, token=new_token())
     assert outcome.result is Result.ERROR and "ConnectError" in outcome.evidence
 
