@@ -12,14 +12,18 @@ from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from gateway.api import health, oauth, v1
-from gateway.api.errors import error_body
-from gateway.runtime import start_runtime, stop_runtime
+from gateway.api import health, oauth, v1, v1_schema
+from gateway.api.render import oauth_error, openai_error
+from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
+from gateway.reasons import Reason
+from gateway.runtime import start_runtime
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_TOKEN_PATH = "/oauth/token"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -32,67 +36,79 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            await stop_runtime(app.state.runtime)
+            await app.state.runtime.close()
 
-    app = FastAPI(title="TAC Gateway", version="0.1.0", lifespan=lifespan)
+    docs = "/docs" if settings.api_docs else None
+    app = FastAPI(
+        title="TAC Gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=docs,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
     limiter = Limiter(
         key_func=get_remote_address,
         storage_uri=settings.rate_limit_storage,
         headers_enabled=False,
     )
     app.state.limiter = limiter
-    for route in v1.routes:
-        app.router.routes.append(route)
+    app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
+    v1_schema.install(app)
     _install_error_handlers(app)
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """Errors outside the pipeline (routing, validation, the token endpoint's limit)."""
+    """Errors outside the pipeline (framework routing, validation, the token endpoint's limit)."""
 
     @app.exception_handler(RateLimitExceeded)
     async def _rate_limited(request: Request, exc: RateLimitExceeded) -> Response:
-        # RFC 6749 error shape: this is the OAuth token endpoint.
-        return JSONResponse(
-            {"error": "slow_down", "error_description": f"Rate limit exceeded: {exc.detail}"},
-            status_code=429,
-            headers={"Retry-After": "60"},
+        # RFC 6749 error shape: slowapi only guards the token endpoint.
+        item = exc.limit.limit if exc.limit is not None else None
+        return oauth_error(
+            429,
+            Reason.SLOW_DOWN,
+            f"Too many token requests; the limit is {item or 'exceeded'}.",
+            {"Retry-After": str(item.get_expiry() if item else 60)},
         )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return Response(
-            error_body(message=str(exc.detail), error_type="invalid_request_error", code=code),
-            status_code=exc.status_code,
-            # Keep the framework's headers: a 405 must say which methods are allowed (Allow).
-            headers=exc.headers,
-            media_type="application/json",
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.url.path)
-        return Response(
-            error_body(
-                message="The gateway failed unexpectedly.",
-                error_type="api_error",
-                code="internal_error",
-            ),
-            status_code=500,
-            media_type="application/json",
-        )
+        error: GatewayError
+        if exc.status_code == 405:
+            error = MethodNotAllowed(Reason.METHOD_NOT_ALLOWED, "Method not allowed.")
+            error.headers.update(exc.headers or {})  # the framework's Allow header
+        elif exc.status_code == 404:
+            error = NotFound(Reason.NOT_FOUND, f"There is no route {request.url.path[:200]}.")
+        else:
+            error = BadRequest(Reason.INVALID_REQUEST, str(exc.detail))
+        return openai_error(error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return Response(
-            error_body(
-                message="Invalid request.",
-                error_type="invalid_request_error",
-                code="invalid_request",
-            ),
-            status_code=400,
-            media_type="application/json",
-        )
+        return openai_error(BadRequest(Reason.INVALID_REQUEST, "Invalid request."))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # slowapi reaches the rate-limit storage before the token route runs; if that store
+        # (Redis) is down, the answer is the limiter's own 503, never a 500.
+        if request.url.path == _TOKEN_PATH and _is_storage_error(exc):
+            log.error("token endpoint rate-limit storage failed: %s", type(exc).__name__)
+            return oauth_error(
+                503, Reason.LIMITS_UNAVAILABLE, "The rate limiter is unavailable; retry later."
+            )
+        log.exception("unhandled error on %s", request.url.path)
+        if request.url.path == _TOKEN_PATH:
+            return oauth_error(500, Reason.INTERNAL_ERROR, "The gateway failed unexpectedly.")
+        return openai_error(GatewayError(Reason.INTERNAL_ERROR, "The gateway failed unexpectedly."))
+
+
+def _is_storage_error(exc: Exception) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("redis", "coredis", "limits")) or isinstance(exc, OSError)
+
+
+

@@ -6,13 +6,15 @@
     ├── Unauthorized        401  authentication_error (with WWW-Authenticate)
     ├── Forbidden           403  permission_error
     ├── NotFound            404  not_found_error
+    ├── MethodNotAllowed    405  invalid_request_error (with Allow)
     ├── Conflict            409  conflict_error (state moved on: stale version, bad transition)
     ├── RateLimited         429  rate_limit_error (with Retry-After)
-    ├── Unavailable         503  api_error (policy, trust or audit store down: fail closed)
+    ├── Unavailable         503  api_error (a store at a stage boundary is down: fail closed)
     └── UpstreamError       502  api_error
         └── UpstreamTimeout 504
 
-Rendering to a response happens in one place (`gateway.api.errors`).
+A reason is a `Reason` member, never a free string. Rendering happens in `gateway.api`,
+one renderer per wire format (OpenAI JSON, SSE error event, RFC 6749 token errors).
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ class GatewayError(Exception):
 
     def __init__(
         self,
-        reason: Reason | str,
+        reason: Reason,
         message: str,
         *,
         headers: Mapping[str, str] | None = None,
         reasons: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
-        self.reason = str(reason)
+        self.reason = Reason(reason)
         self.message = message
         self.headers = dict(headers or {})
         # All reasons behind the decision (a policy may give several); `reason` is the first.
@@ -55,7 +57,7 @@ class Unauthorized(GatewayError):
     status = 401
     error_type = "authentication_error"
 
-    def __init__(self, reason: Reason | str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         # RFC 6750 §3: tell the client which scheme and why, without echoing the token.
         challenge = (
             f'Bearer realm="tac-gateway", error="invalid_token", error_description="{reason}"'
@@ -73,6 +75,11 @@ class Forbidden(GatewayError):
 class NotFound(GatewayError):
     status = 404
     error_type = "not_found_error"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    error_type = "invalid_request_error"
 
 
 class Conflict(GatewayError):

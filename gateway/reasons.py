@@ -1,7 +1,9 @@
 """Every reason code the gateway can give, in one place.
 
-A reason code is stable: it appears in error bodies (`error.code`), audit rows and metric
-labels, so renaming one is a breaking change for auditors' queries and dashboards.
+A reason code is stable: it appears in error bodies (`error.code`, or `error` on the token
+endpoint), audit rows and metric labels, so renaming one is a breaking change for
+auditors' queries and dashboards. The Rego policies may only give codes listed here
+(tests/policy/test_reasons.py checks every `reasons contains "..."` in `policies/`).
 """
 
 from enum import StrEnum
@@ -29,18 +31,33 @@ class Reason(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_REQUEST = "invalid_request"
     BODY_TOO_LARGE = "body_too_large"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    # routing
     MODEL_NOT_FOUND = "model_not_found"
-    # policy (the Rego policy may add its own; these are the ones the gateway knows)
+    CATALOG_UNAVAILABLE = "catalog_unavailable"
+    # policy (every code the Rego policies may give is listed here)
     TIER_TOO_LOW = "tier_too_low"
     SCOPE_MISSING = "scope_missing"
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
     # limits
     RATE_LIMITED = "rate_limited"
+    LIMITS_UNAVAILABLE = "limits_unavailable"
     # forward
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    CLIENT_CLOSED = "client_closed"
+    # audit
+    AUDIT_UNAVAILABLE = "audit_unavailable"
+    # the token endpoint (RFC 6749 §5.2 error codes; `invalid_request` is shared above)
+    INVALID_CLIENT = "invalid_client"
+    INVALID_GRANT = "invalid_grant"
+    INVALID_SCOPE = "invalid_scope"
+    UNAUTHORIZED_CLIENT = "unauthorized_client"
+    UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+    SLOW_DOWN = "slow_down"
     # trust standing (the authz policy gives these; gateway/trust/resolve.py feeds it)
     ORG_SUSPENDED = "org_suspended"
     ORG_REVOKED = "org_revoked"
@@ -77,6 +94,4 @@ class Reason(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     ALREADY_REVOKED = "already_revoked"
     # anything unexpected; never leaks details to the caller
-    CLIENT_CLOSED = "client_closed"
-    AUDIT_UNAVAILABLE = "audit_unavailable"
     INTERNAL_ERROR = "internal_error"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.resources
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import limits.aio.storage  # registers the async storages' schemes
+import limits.storage
 import yaml
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -15,7 +20,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-_REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+def packaged_policies() -> Path:
+    """The packaged policies: policies/ in a checkout, inside site-packages once installed."""
+    root = importlib.resources.files("gateway.policies")
+    if not isinstance(root, Path):  # e.g. imported from a zip: OPA and we need real files
+        raise RuntimeError(f"the packaged policies are not a directory ({root}); set policy_dir")
+    return root
+
 
 # Values that ship in examples; a real deployment must replace them.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "demo-upstream-key"})
@@ -86,7 +98,7 @@ class Settings(BaseSettings):
     signing_key_file: Path = Path("./var/signing-key.pem")
 
     policy_engine: Literal["embedded", "opa"] = "embedded"
-    policy_dir: Path = _REPO_POLICIES
+    policy_dir: Path = Field(default_factory=packaged_policies)
     opa_url: str = "http://127.0.0.1:8181"
     policy_timeout_s: float = Field(1.0, gt=0)
 
@@ -98,6 +110,8 @@ class Settings(BaseSettings):
     token_endpoint_rate_limit: str = "30/minute"
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # The interactive /docs page; /openapi.json is always served.
+    api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     # Injected into every upstream call; the caller's own credentials never are.
@@ -145,6 +159,26 @@ class Settings(BaseSettings):
             raise ValueError("https_base_override is for tests; it needs dev_mode")
         return value
 
+    @field_validator("rate_limit", "token_endpoint_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        # Parsed here, with the library that enforces it, so a typo is listed at start with
+        # the other bad settings instead of failing the first request or the app's start.
+        try:
+            items = parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate; use e.g. '600/minute' or '10/second;600/hour'"
+            ) from None
+        if any(item.amount < 1 for item in items):
+            raise ValueError(f"{value!r} allows no request at all; each rate must be at least 1")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _limits_storage(cls, value: str) -> str:
+        return check_limits_storage(value)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -184,3 +218,30 @@ def _is_loopback(url: str) -> bool:
     except ValueError:
         return False
     return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def check_limits_storage(uri: str) -> str:
+    """The `limits` storage URI, if both its sync and async storages exist and can load.
+
+    The token endpoint (slowapi) uses the sync storage and the pipeline the async one
+    (`async+` prefix), so both must exist. Only the registry and the installed packages
+    are consulted: nothing connects, since settings are checked before anything starts.
+    """
+    schemes = limits.storage.SCHEMES  # filled by importing both storage packages
+    kind = urlsplit(uri).scheme.removeprefix("async+")
+    usable = sorted(s for s in schemes if not s.startswith("async+") and f"async+{s}" in schemes)
+    if kind not in usable:
+        raise ValueError(
+            f"unknown rate limit storage {kind + '://' if kind else repr(uri)};"
+            f" use one of: {', '.join(k + '://' for k in usable)}"
+        )
+    for storage in (schemes[kind], schemes[f"async+{kind}"]):
+        wanted = getattr(storage, "DEPENDENCIES", [])  # set on each storage class
+        names = [n.split(".")[0] for n in (wanted if isinstance(wanted, list) else list(wanted))]
+        # Any one of the listed drivers will do (redis or coredis for async redis), except
+        # that valkey:// URLs are served by the valkey package only.
+        if kind.startswith("valkey"):
+            names = ["valkey"]
+        if names and not any(importlib.util.find_spec(n) for n in names):
+            raise ValueError(f"{kind}:// needs the Python package {' or '.join(names)}")
+    return uri

@@ -251,3 +251,36 @@ def test_database_url_rewritten_from_env(monkeypatch: pytest.MonkeyPatch) -> Non
     """The async-driver rewrite applies to values from the environment too."""
     monkeypatch.setenv("TACGW_DATABASE_URL", "postgresql://u@db/gw")
     assert Settings().database_url == "postgresql+asyncpg://u@db/gw"
+
+
+def test_rate_limits_are_parsed_at_start() -> None:
+    """A rate the `limits` library cannot parse, or one allowing nothing, is a settings error."""
+    with pytest.raises(ValidationError) as err:
+        Settings(rate_limit="garbage", token_endpoint_rate_limit="0/minute")
+    assert _fields(err.value) == {"rate_limit", "token_endpoint_rate_limit"}
+    messages = " ".join(e["msg"] for e in err.value.errors())
+    assert "'garbage' is not a rate" in messages and "allows no request" in messages
+    ok = Settings(rate_limit="10/second;600/hour", token_endpoint_rate_limit="5 per minute")
+    assert ok.rate_limit == "10/second;600/hour"
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("bogus://x", "unknown rate limit storage bogus://"),
+        ("redis", "unknown rate limit storage 'redis'"),
+        ("memcached://127.0.0.1:11211", "needs the Python package pymemcache"),
+    ],
+)
+def test_limits_storage_checked_without_connecting(uri: str, message: str) -> None:
+    """An unknown storage scheme, or one whose driver is not installed, is a settings error."""
+    with pytest.raises(ValidationError) as err:
+        Settings(rate_limit_storage=uri)
+    assert _fields(err.value) == {"rate_limit_storage"}
+    assert message in err.value.errors()[0]["msg"]
+
+
+def test_limits_storage_accepts_redis_without_reaching_it() -> None:
+    """Known schemes pass even when nothing listens there: checking never connects."""
+    for uri in ("memory://", "redis://127.0.0.1:9/0", "async+redis://127.0.0.1:9"):
+        assert Settings(rate_limit_storage=uri).rate_limit_storage == uri

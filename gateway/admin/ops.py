@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.db.models import AuditEvent, Client, ModelEntry, Organization, TrustGrant
-from gateway.identity.secrets import hash_secret, new_client_id, new_client_secret
+from gateway.issuer.secrets import (
+    hash_secret,
+    new_client_id,
+    new_client_secret,
+    verify_secret,
+)
 
 
 @dataclass(frozen=True)
@@ -86,9 +92,37 @@ async def create_client(engine: AsyncEngine, *, org_id: str, name: str) -> Issue
     return issued
 
 
+def check_upstream_url(url: str) -> str:
+    """The URL, if it can be an upstream base URL; otherwise every call would fail with 502."""
+    try:
+        parts = urlsplit(url)
+        # .port raises ValueError for a port that is not a number in range.
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        usable = usable and (parts.port is None or parts.port > 0)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ValueError(
+            f"upstream must be an http(s) URL with a host, e.g. http://vllm:8000/v1; got {url!r}"
+        )
+    return url
+
+
+async def client_with_secret(
+    engine: AsyncEngine, *, client_id: str, client_secret: str
+) -> Client | None:
+    """The client, if it exists, is not revoked and `client_secret` is its secret."""
+    async with AsyncSession(engine) as session:
+        client = await session.get(Client, client_id)
+    if client is None or client.revoked_at is not None:
+        return None
+    return client if verify_secret(client_secret, client.secret_hash) else None
+
+
 async def add_model(
     engine: AsyncEngine, *, name: str, upstream_url: str, upstream_model: str, tier_floor: str
 ) -> ModelEntry:
+    check_upstream_url(upstream_url)
     async with AsyncSession(engine, expire_on_commit=False) as session:
         entry = await session.get(ModelEntry, name) or ModelEntry(
             name=name, upstream_url="", upstream_model="", tier_floor=""
@@ -106,5 +140,39 @@ async def add_model(
 async def recent_audit(engine: AsyncEngine, *, limit: int = 20) -> list[AuditEvent]:
     async with AsyncSession(engine) as session:
         query = select(AuditEvent).order_by(AuditEvent.ts.desc()).limit(limit)  # type: ignore[attr-defined]
+        result = await session.exec(query)  # type: ignore[call-overload]
+        return list(result.scalars().all())
+
+
+async def list_orgs(engine: AsyncEngine) -> list[Organization]:
+    async with AsyncSession(engine) as session:
+        query = select(Organization).order_by(Organization.__table__.c.name)  # type: ignore[attr-defined]
+        result = await session.exec(query)  # type: ignore[call-overload]
+        return list(result.scalars().all())
+
+
+async def active_tiers(engine: AsyncEngine, *, at: datetime) -> dict[str, list[str]]:
+    """Organization id -> tiers of its grants that are neither revoked nor expired at `at`."""
+    async with AsyncSession(engine) as session:
+        result = await session.exec(select(TrustGrant))  # type: ignore[call-overload]
+        tiers: dict[str, list[str]] = {}
+        for grant in result.scalars().all():
+            if grant.revoked_at is None and (grant.expires_at is None or grant.expires_at > at):
+                tiers.setdefault(grant.org_id, []).append(grant.tier)
+        return tiers
+
+
+async def list_clients(engine: AsyncEngine, *, org_id: str | None = None) -> list[Client]:
+    async with AsyncSession(engine) as session:
+        query = select(Client).order_by(Client.created_at)  # type: ignore[arg-type]
+        if org_id is not None:
+            query = query.where(Client.__table__.c.org_id == org_id)  # type: ignore[attr-defined]
+        result = await session.exec(query)  # type: ignore[call-overload]
+        return list(result.scalars().all())
+
+
+async def list_models(engine: AsyncEngine) -> list[ModelEntry]:
+    async with AsyncSession(engine) as session:
+        query = select(ModelEntry).order_by(ModelEntry.name)
         result = await session.exec(query)  # type: ignore[call-overload]
         return list(result.scalars().all())

@@ -57,7 +57,8 @@ async def require(
     decision = await decide(policy, engine, actor=actor, action=action, target=target)
     if decision.allow:
         return decision
-    first = decision.reasons[0]
+    # Every reason the engine passes on is a `Reason` (unknown ones became policy_error).
+    first = Reason(decision.reasons[0])
     if first in (Reason.POLICY_ERROR, Reason.POLICY_UNAVAILABLE):
         raise Unavailable(first, "The permission decision could not be made; retry later.")
     message = _MESSAGES.get(first, "Not permitted.")

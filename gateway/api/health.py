@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
@@ -13,14 +13,32 @@ from gateway.api.deps import RuntimeDep
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str  # "ready" | "not_ready"
+    checks: dict[str, bool]
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
+    summary="Readiness: database, policy engine and rate-limit storage answer",
+)
 async def readyz(rt: RuntimeDep) -> JSONResponse:
-    checks = {"database": await _db_ready(rt), "policy": await rt.policy.ready()}
+    checks = {
+        "database": await rt.store.ping(),
+        "policy": await rt.policy.ready(),
+        "limits": await rt.limits.ready(),
+    }
     ready = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
@@ -28,15 +46,11 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    summary="Prometheus metrics",
+)
 async def metrics(rt: RuntimeDep) -> Response:
     return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-async def _db_ready(rt: RuntimeDep) -> bool:
-    try:
-        # Through the request path's own access (on SQLite: the on-loop connection).
-        await rt.request_db.read(text("SELECT 1"), {})
-    except Exception:
-        return False
-    return True

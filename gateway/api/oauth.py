@@ -1,90 +1,142 @@
-"""The token endpoint (client credentials) and the JWKS that verifies what it issues."""
+"""The token endpoint (client credentials) and the JWKS that verifies what it issues.
+
+HTTP only: reading the form and rendering RFC 6749 answers. The issuer decides.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from slowapi import Limiter
+from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
+from gateway.api.render import oauth_error
 from gateway.errors import PayloadTooLarge
-from gateway.identity.keys import jwks
-from gateway.identity.oauth import FormRequest, OAuthClient
-from gateway.pipeline import read_body
-from gateway.trust.standing import load_standing
+from gateway.issuer.service import TokenGranted
+from gateway.pipeline.body import read_body
+from gateway.reasons import Reason
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+# A client-credentials request is a few hundred bytes; anything far larger is refused
+# before it is read into memory.
+MAX_FORM_BYTES = 8192
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 §5.2."""
+
+    error: str
+    error_description: str
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, Any]]
+
+
+_TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "scope": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OAuthErrorBody, "description": what}
+    for status, what in (
+        (400, "invalid_request, unsupported_grant_type, invalid_scope, unauthorized_client"),
+        (401, "invalid_client"),
+        (413, "invalid_request: the form is too large"),
+        (429, "slow_down: too many token requests from this address"),
+        (503, "trust_unavailable: the client store cannot answer"),
+    )
+}
 
 
 def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
     router = APIRouter(tags=["oauth"])
 
     # slowapi keyed on the caller's address: the token endpoint is where secrets are guessed.
-    @router.post("/oauth/token")
+    @router.post(
+        "/oauth/token",
+        response_model=TokenResponse,
+        responses=_ERRORS,
+        openapi_extra=_TOKEN_FORM,
+        summary="OAuth 2.0 token endpoint (client credentials, RFC 6749 §4.4)",
+    )
     @limiter.limit(token_rate)
-    async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
+    async def token(
+        request: Request,
+        rt: RuntimeDep,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Response:
         fields = await _read_form(request)
-        if isinstance(fields, JSONResponse):
+        if isinstance(fields, Response):
             return fields
-        client_id = _basic_client_id(request.headers.get("authorization")) or fields.get(
-            "client_id"
+        client_id = _basic_client_id(authorization) or fields.get("client_id")
+        answer = await rt.issuer.token(
+            form=fields, client_id=client_id, uri=str(request.url), headers=request.headers
         )
-        client = None
-        if client_id:
-            standing = await load_standing(
-                rt.request_db, client_id=client_id, subject=client_id, tiers=rt.tiers
+        if isinstance(answer, TokenGranted):
+            return JSONResponse(
+                answer.body, headers={"cache-control": "no-store", "pragma": "no-cache"}
             )
-            if standing is not None and standing.client_active:
-                client = OAuthClient(standing)
-        oauth_request = FormRequest(
-            method=request.method, uri=str(request.url), headers=request.headers, form=fields
-        )
-        status, body, headers = rt.token_server.issue(oauth_request, client)
-        return JSONResponse(body, status_code=status, headers=dict(headers))
+        return oauth_error(answer.status, answer.reason, answer.description, answer.headers)
 
-    @router.get("/.well-known/jwks.json")
+    @router.get("/.well-known/jwks.json", response_model=Jwks, summary="The issuer's public keys")
     async def jwks_document(rt: RuntimeDep) -> JSONResponse:
-        return JSONResponse(
-            jwks([rt.signing_key]), headers={"cache-control": "public, max-age=300"}
-        )
+        return JSONResponse(rt.issuer.jwks(), headers={"cache-control": "public, max-age=300"})
 
     return router
 
 
-# A client-credentials request is a few hundred bytes; anything far larger is refused
-# before it is read into memory.
-MAX_FORM_BYTES = 8192
-
-
-async def _read_form(request: Request) -> dict[str, str] | JSONResponse:
+async def _read_form(request: Request) -> dict[str, str] | Response:
     """The urlencoded form, or an RFC 6749 error response (size, type, duplicates)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
-        return _oauth_error(400, "invalid_request", f"Content-Type must be {FORM_TYPE}.")
+        return oauth_error(400, Reason.INVALID_REQUEST, f"Content-Type must be {FORM_TYPE}.")
+    declared = request.headers.get("content-length")
     try:
-        raw = await read_body(request, MAX_FORM_BYTES)
+        raw = await read_body(
+            request.stream(),
+            declared=int(declared) if declared and declared.isdigit() else None,
+            limit=MAX_FORM_BYTES,
+        )
     except PayloadTooLarge:
-        return _oauth_error(413, "invalid_request", "The request body is too large.")
+        return oauth_error(413, Reason.INVALID_REQUEST, "The request body is too large.")
     try:
         pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
-        return _oauth_error(400, "invalid_request", "The form is malformed.")
+        return oauth_error(400, Reason.INVALID_REQUEST, "The form is malformed.")
     fields = dict(pairs)
     # RFC 6749 §3.2: parameters must not be included more than once.
     if len(fields) != len(pairs):
-        return _oauth_error(400, "invalid_request", "A parameter is repeated.")
+        return oauth_error(400, Reason.INVALID_REQUEST, "A parameter is repeated.")
     return fields
-
-
-def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"cache-control": "no-store"},
-    )
 
 
 def _basic_client_id(authorization: str | None) -> str | None:

@@ -1,39 +1,110 @@
-"""The OpenAI-compatible API: each route hands the raw request to the pipeline.
+"""The OpenAI-compatible API: each route turns the HTTP request into a `Call`, hands it to
+the pipeline, and renders the `Outcome`.
 
-Plain Starlette routes, not FastAPI ones: the pipeline reads the body and renders every
-response itself, so FastAPI's per-request dependency solving would only add cost on the
-hottest path (measured with bench/run.py).
+Plain Starlette routes, not FastAPI ones: FastAPI's per-request dependency solving would
+only add cost on the hottest path (measured with bench/run.py). Their OpenAPI description
+is declared separately, in `gateway.api.v1_schema`.
 """
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive
 
-from gateway import pipeline
+from gateway.api.render import JSON, decision_headers, openai_error
+from gateway.api.stream import SseResponse
+from gateway.errors import GatewayError, MethodNotAllowed, NotFound
+from gateway.pipeline.exchange import Answered, Call, Gone, Listed, Outcome, Refused, Streamed
+from gateway.pipeline.flow import handle
+from gateway.reasons import Reason
 from gateway.runtime import Runtime
 
 
-def _runtime(request: Request) -> Runtime:
+def _disconnected(receive: Receive):  # type: ignore[no-untyped-def]
+    async def wait() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
+
+def _call(request: Request, endpoint: str, **extra: object) -> Call:
+    declared = request.headers.get("content-length")
+    return Call(
+        endpoint=endpoint,
+        authorization=request.headers.get("authorization"),
+        disconnected=_disconnected(request.receive),
+        body=request.stream(),
+        declared_length=int(declared) if declared and declared.isdigit() else None,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def _run(request: Request, call: Call) -> Response:
     runtime: Runtime = request.app.state.runtime
-    return runtime
+    return render(await handle(runtime, call))
 
 
-async def chat_completions(request: Request) -> Response:
-    return await pipeline.proxy(_runtime(request), request, "chat.completions")
+def render(outcome: Outcome) -> Response:
+    headers = decision_headers(outcome.decision_id)
+    if isinstance(outcome, Answered):
+        return Response(outcome.body, outcome.status, headers, media_type=JSON)
+    if isinstance(outcome, Streamed):
+        return SseResponse(outcome.stream, headers)
+    if isinstance(outcome, Listed):
+        return Response(_models_body(outcome), 200, headers, media_type=JSON)
+    if isinstance(outcome, Refused):
+        return openai_error(outcome.error, outcome.decision_id)
+    assert isinstance(outcome, Gone)
+    return Response(status_code=499)  # nginx's "client closed request": nobody reads it
 
 
-async def embeddings(request: Request) -> Response:
-    return await pipeline.proxy(_runtime(request), request, "embeddings")
+def _model(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tac-gateway"}
 
 
-async def models(request: Request) -> Response:
-    return await pipeline.list_models(_runtime(request), request)
+def _models_body(listed: Listed) -> bytes:
+    if listed.single:
+        return orjson.dumps(_model(listed.models[0]))
+    return orjson.dumps({"object": "list", "data": [_model(m) for m in listed.models]})
 
 
-routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/v1/models", models, methods=["GET"]),
+def _endpoint(name: str, method: str):  # type: ignore[no-untyped-def]
+    """A handler for one path: the pipeline for `method`, an audited 405 for the others."""
+
+    async def handler(request: Request) -> Response:
+        if request.method != method:
+            refusal: GatewayError = MethodNotAllowed(
+                Reason.METHOD_NOT_ALLOWED,
+                f"{request.method} is not allowed on {request.url.path}; use {method}.",
+                headers={"Allow": method},
+            )
+            return await _run(request, _call(request, "unmatched", refusal=refusal))
+        model_id = request.path_params.get("model_id")
+        return await _run(request, _call(request, name, model_id=model_id))
+
+    return handler
+
+
+async def _not_found(request: Request) -> Response:
+    refusal = NotFound(Reason.NOT_FOUND, f"There is no route {request.url.path[:200]}.")
+    return await _run(request, _call(request, "unmatched", refusal=refusal))
+
+
+# Every method reaches the handler, which audits a wrong one as 405 (Starlette would
+# otherwise answer 405 itself, unaudited; a plain function endpoint defaults to GET).
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+routes: list[BaseRoute] = [
+    Route("/v1/chat/completions", _endpoint("chat.completions", "POST"), methods=_ANY),
+    Route("/v1/completions", _endpoint("completions", "POST"), methods=_ANY),
+    Route("/v1/responses", _endpoint("responses", "POST"), methods=_ANY),
+    Route("/v1/embeddings", _endpoint("embeddings", "POST"), methods=_ANY),
+    Route("/v1/models", _endpoint("models", "GET"), methods=_ANY),
+    Route("/v1/models/{model_id:path}", _endpoint("models.retrieve", "GET"), methods=_ANY),
+    # Last: anything else under /v1 is a 404 with a decision id and an audit record.
+    Route("/v1/{rest:path}", _not_found, methods=_ANY),
 ]

@@ -1,4 +1,8 @@
-"""The audit draft of one request: filled in stage by stage, committed exactly once."""
+"""The audit draft of one request: filled in stage by stage, committed exactly once.
+
+The pipeline commits it in one place (`gateway.pipeline.flow.settle`); a second commit is
+a programming error and raises, rather than being silently ignored.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ class AuditDraft:
     async def commit(self, *, allow: bool, status: int, reasons: Sequence[str]) -> None:
         """Write the row durably (raises AuditUnavailable if it cannot be), then count it."""
         if self.committed:
-            return
+            raise RuntimeError(f"audit record {self.decision_id} committed twice")
         self.committed = True
         elapsed = time.perf_counter() - self._started
         decision = "allow" if allow else "deny"

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Executable, Row, insert
+from sqlalchemy import Connection, Engine, Executable, Row, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db.engine import is_sqlite, make_sync_sqlite_engine
+from gateway.db.engine import is_sqlite, make_engine, make_sync_sqlite_engine
 from gateway.db.models import AuditEvent
 
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+_PING = text("SELECT 1")
 
 
 class RequestDb(Protocol):
@@ -29,7 +30,11 @@ class RequestDb(Protocol):
 
     async def insert_audit(self, rows: list[dict[str, Any]]) -> None: ...
 
-    def close(self) -> None: ...
+    async def ping(self) -> bool:
+        """True if the database answers a trivial query through the request path's access."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class AsyncRequestDb:
@@ -44,8 +49,11 @@ class AsyncRequestDb:
         async with self._engine.begin() as conn:
             await conn.execute(insert(_AUDIT), rows)
 
-    def close(self) -> None:
-        return None
+    async def ping(self) -> bool:
+        return await _answers(self)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
 
 
 class SqliteRequestDb:
@@ -67,13 +75,24 @@ class SqliteRequestDb:
         with self._engine.begin() as conn:
             conn.execute(insert(_AUDIT), rows)
 
-    def close(self) -> None:
+    async def ping(self) -> bool:
+        return await _answers(self)
+
+    async def close(self) -> None:
         self._writer.shutdown(wait=True)
         self._reader.close()
         self._engine.dispose()
 
 
-def make_request_db(url: str, engine: AsyncEngine, *, sqlite_synchronous: str) -> RequestDb:
+async def _answers(db: RequestDb) -> bool:
+    try:
+        await db.read(_PING, {})
+    except Exception:
+        return False
+    return True
+
+
+def make_request_db(url: str, *, sqlite_synchronous: str) -> RequestDb:
     if is_sqlite(url):
         return SqliteRequestDb(make_sync_sqlite_engine(url, sqlite_synchronous=sqlite_synchronous))
-    return AsyncRequestDb(engine)
+    return AsyncRequestDb(make_engine(url))

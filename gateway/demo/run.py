@@ -39,24 +39,47 @@ def run_demo(*, port: int, upstream_port: int) -> None:
         issuer=f"http://127.0.0.1:{port}",
     )
     upgrade(settings.database_url)
-    clients = asyncio.run(_seed(settings, f"http://127.0.0.1:{upstream_port}/v1"))
+    env_file = VAR / "demo.env"
+    known = _read_env(env_file)
+    clients = asyncio.run(_seed(settings, f"http://127.0.0.1:{upstream_port}/v1", known))
     base = f"http://127.0.0.1:{port}"
-    env_file = _write_env(base, clients)
+    _write_env(env_file, base, clients)
     _start_upstream(upstream_port)
     _wait_for(f"http://127.0.0.1:{upstream_port}/healthz")
     _print_intro(base, clients, env_file)
     run_server(create_app(settings), host="127.0.0.1", port=port)
 
 
-async def _seed(settings: Settings, upstream_url: str) -> list[DemoClient]:
+async def _seed(
+    settings: Settings, upstream_url: str, known: dict[str, tuple[str, str]]
+) -> list[DemoClient]:
     engine = make_engine(settings.database_url)
     try:
-        return await seed(engine, upstream_url=upstream_url)
+        return await seed(engine, upstream_url=upstream_url, known=known)
     finally:
         await engine.dispose()
 
 
-def _write_env(base: str, clients: list[DemoClient]) -> Path:
+def _read_env(path: Path) -> dict[str, tuple[str, str]]:
+    """tier -> (client id, secret) from a previous run's env file; empty if there is none."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        words = shlex.split(line)  # undoes the quoting _write_env applied
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, _, value = words[1].partition("=")
+            values[name] = value
+    known = {}
+    for tier in ("public", "verified", "critical"):
+        client_id = values.get(f"{tier.upper()}_CLIENT_ID")
+        secret = values.get(f"{tier.upper()}_CLIENT_SECRET")
+        if client_id and secret:
+            known[tier] = (client_id, secret)
+    return known
+
+
+def _write_env(path: Path, base: str, clients: list[DemoClient]) -> None:
     lines = [f"export TACGW_URL={base}", f"export TACGW_DATABASE_URL={DATABASE_URL}"]
     for c in clients:
         prefix = c.tier.upper()
@@ -64,13 +87,17 @@ def _write_env(base: str, clients: list[DemoClient]) -> Path:
             f"export {prefix}_CLIENT_ID={shlex.quote(c.client_id)}",
             f"export {prefix}_CLIENT_SECRET={shlex.quote(c.client_secret)}",
         ]
-    path = VAR / "demo.env"
-    path.unlink(missing_ok=True)
-    # 0600 from the start: it holds client secrets.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    text = "\n".join(lines) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return  # a rerun on the same ports: nothing changed, keep the file as it is
+    # Written whole under a temporary name, 0600 from the start (it holds client secrets),
+    # then renamed: a crash never leaves a half-written file with the only copy of a secret.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+        f.write(text)
+    tmp.replace(path)
 
 
 class _ThreadServer(uvicorn.Server):

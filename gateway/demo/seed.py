@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +31,16 @@ class DemoClient:
     client_secret: str
 
 
-async def seed(engine: AsyncEngine, *, upstream_url: str) -> list[DemoClient]:
+async def seed(
+    engine: AsyncEngine, *, upstream_url: str, known: Mapping[str, tuple[str, str]] | None = None
+) -> list[DemoClient]:
+    """Seed what is missing and return one client per tier.
+
+    Idempotent: organizations are found by name, and a tier's client in `known`
+    (tier -> (client id, secret), read back from the previous run's env file) is reused
+    when it still authenticates, since only its hash is stored and a new one cannot be
+    recovered. Models are upserted, so a new upstream port takes effect.
+    """
     for name, floor in DEMO_MODELS:
         await ops.add_model(
             engine, name=name, upstream_url=upstream_url, upstream_model=name, tier_floor=floor
@@ -44,6 +54,11 @@ async def seed(engine: AsyncEngine, *, upstream_url: str) -> list[DemoClient]:
                 await ops.grant_tier(
                     engine, org_id=org.id, tier=tier, granted_by="demo-admin", evidence="demo seed"
                 )
-        creds = await ops.create_client(engine, org_id=org.id, name=f"{org_name} demo client")
-        clients.append(DemoClient(org_name, tier or "public", creds.client_id, creds.client_secret))
+        label = tier or "public"
+        client_id, secret = (known or {}).get(label, ("", ""))
+        reusable = await ops.client_with_secret(engine, client_id=client_id, client_secret=secret)
+        if reusable is None or reusable.org_id != org.id:
+            creds = await ops.create_client(engine, org_id=org.id, name=f"{org_name} demo client")
+            client_id, secret = creds.client_id, creds.client_secret
+        clients.append(DemoClient(org_name, label, client_id, secret))
     return clients

@@ -1,23 +1,23 @@
-"""Relaying upstream answers to the caller, and watching for the caller going away.
+"""Relaying an upstream SSE body, and watching for the caller going away; framework-free.
 
 A caller that disconnects must cancel the upstream call at once (a model generating for
 nobody still costs GPU time), and the upstream response must always be closed so its
-connection goes back to, or out of, the pool. Starlette's StreamingResponse leaves both to
-garbage collection in some paths, so this module owns them explicitly.
+connection goes back to, or out of, the pool. `gateway.api.stream` drives an
+`UpstreamStream` to the caller and closes it whatever happens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-import anyio
 import httpx
-import orjson
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+
+from gateway.errors import UpstreamError
+from gateway.forward.rename import SseRenamer
+from gateway.reasons import Reason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,7 +27,9 @@ class ClientGone(Exception):
     """The caller disconnected before the answer was ready."""
 
 
-async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]) -> T:
+async def unless_disconnected(
+    disconnected: Callable[[], Awaitable[None]], work: Callable[[], Awaitable[T]]
+) -> T:
     """Run `work` in this task, cancelling it if the caller disconnects first.
 
     One watcher task rather than a task group: `work` keeps running in the request's own
@@ -38,8 +40,7 @@ async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]
     gone = asyncio.Event()
 
     async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        await disconnected()
         gone.set()
         task.cancel()
 
@@ -55,61 +56,30 @@ async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]
         watcher.cancel()
 
 
-def sse_error(message: str, code: str) -> bytes:
-    body = {"error": {"message": message, "type": "api_error", "code": code}}
-    return b"data: " + orjson.dumps(body) + b"\n\n"
+class UpstreamStream:
+    """An upstream SSE body, chunk by chunk (never buffered whole), model renamed."""
 
-
-class UpstreamStream(Response):
-    """Passes an upstream SSE body through chunk by chunk; never buffers it whole."""
-
-    def __init__(self, upstream: httpx.Response, headers: dict[str, str]) -> None:
+    def __init__(self, upstream: httpx.Response, *, rename_to: str | None) -> None:
         self._upstream = upstream
-        self.status_code = upstream.status_code
-        self.background = None
-        self.init_headers({**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
-        self.raw_headers.append((b"content-type", b"text/event-stream; charset=utf-8"))
-        self.completed = False
+        self._renamer = SseRenamer(rename_to) if rename_to else None
+        self.status = upstream.status_code
+        self.completed = False  # True once the upstream ended the stream itself
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as tg:
-
-                async def pump() -> None:
-                    await self._pump(send)
-                    tg.cancel_scope.cancel()
-
-                async def watch() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(pump)
-                tg.start_soon(watch)
-        finally:
-            # Shielded: a cancelled request must still release the upstream connection.
-            with anyio.CancelScope(shield=True):
-                await self._upstream.aclose()
-
-    async def _pump(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body; raises `UpstreamError` if the upstream breaks off mid-stream."""
         try:
             async for chunk in self._upstream.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                out = self._renamer.feed(chunk) if self._renamer else chunk
+                if out:
+                    yield out
         except httpx.HTTPError as exc:
-            # Headers are out already; the only honest signal left is an error event.
             log.warning("upstream stream broke: %s", type(exc).__name__)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "more_body": True,
-                    "body": sse_error("The upstream stream ended abruptly.", "upstream_error"),
-                }
-            )
-        except OSError:
-            return  # the caller went away mid-send
-        else:
-            self.completed = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            raise UpstreamError(
+                Reason.UPSTREAM_ERROR, "The upstream stream ended abruptly."
+            ) from exc
+        if self._renamer and (rest := self._renamer.flush()):
+            yield rest
+        self.completed = True
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import orjson
-from starlette.types import Receive
 
 from gateway.errors import BadRequest, UpstreamError, UpstreamTimeout
-from gateway.forward.relay import unless_disconnected
+from gateway.forward.relay import UpstreamStream, unless_disconnected
+from gateway.forward.rename import rename_json
 from gateway.policy.decision import Obligations
 from gateway.reasons import Reason
 from gateway.routing.catalog import Route
+from gateway.routing.endpoints import Endpoint
 
 log = logging.getLogger(__name__)
-
-_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 
 
 class UpstreamRefused(Exception):
@@ -29,22 +29,24 @@ class UpstreamRefused(Exception):
         self.body = body
 
 
-def prepare_body(body: dict[str, Any], route: Route, obligations: Obligations) -> bytes:
+def prepare_body(
+    body: dict[str, Any], *, route: Route, endpoint: Endpoint, obligations: Obligations
+) -> bytes:
     """The caller's body with the upstream's model name and the policy's token cap applied."""
     out = {**body, "model": route.upstream_model}
-    present = [f for f in _TOKEN_FIELDS if out.get(f) is not None]
-    for field in present:
-        value = out[field]
+    present = [f for f in endpoint.cap_fields if out.get(f) is not None]
+    for name in present:
+        value = out[name]
         # Refused here rather than left to the upstream: a server that coerces "99999" or
         # true into a number would otherwise slip past the cap.
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise BadRequest(Reason.INVALID_REQUEST, f"'{field}' must be a positive integer.")
+            raise BadRequest(Reason.INVALID_REQUEST, f"'{name}' must be a positive integer.")
     cap = obligations.max_tokens
-    if cap and "messages" in out:
-        for field in present:
-            out[field] = min(out[field], cap)
-        if not present:
-            out["max_tokens"] = cap
+    if cap:
+        for name in present:
+            out[name] = min(out[name], cap)
+        if not present and endpoint.inject_cap:
+            out[endpoint.inject_cap] = cap
     return orjson.dumps(out)
 
 
@@ -65,20 +67,20 @@ class Upstream:
         self._timeout = {"timeout": client.timeout.as_dict()}
         self._urls: dict[str, httpx.URL] = {}
 
-    async def send(
+    async def call(
         self,
         *,
         route: Route,
-        path: str,
+        endpoint: Endpoint,
         content: bytes,
         stream: bool,
         request_id: str,
-        receive: Receive,
-    ) -> httpx.Response:
-        """The upstream's response: headers read; the body read too unless `stream`."""
+        disconnected: Callable[[], Awaitable[None]],
+    ) -> bytes | UpstreamStream:
+        """The upstream's answer with the model renamed: the whole body, or its stream."""
         request = httpx.Request(
             "POST",
-            self._url(route.upstream_url, path),
+            self._url(route.upstream_url, endpoint.path),
             content=content,
             headers={
                 **self._base_headers,
@@ -87,15 +89,21 @@ class Upstream:
             },
             extensions=self._timeout,
         )
-        response = await self._send_with_retries(request, stream, receive)
-        if response.status_code < 400:
-            return response
-        body = await response.aread() if stream else response.content
-        await response.aclose()
-        if response.status_code < 500:
-            raise UpstreamRefused(response.status_code, body)
-        log.warning("upstream %s answered %s", route.name, response.status_code)
-        raise UpstreamError(Reason.UPSTREAM_ERROR, "The model server failed to answer.")
+        response = await self._send_with_retries(request, stream, disconnected)
+        renamed = route.name if route.upstream_model != route.name else None
+        if response.status_code >= 400:
+            body = await response.aread() if stream else response.content
+            await response.aclose()
+            if response.status_code < 500:
+                raise UpstreamRefused(response.status_code, rename_json(body, route.name))
+            log.warning("upstream %s answered %s", route.name, response.status_code)
+            raise UpstreamError(Reason.UPSTREAM_ERROR, "The model server failed to answer.")
+        if stream:
+            return UpstreamStream(response, rename_to=renamed)
+        return rename_json(response.content, route.name) if renamed else response.content
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
     def _url(self, base: str, path: str) -> httpx.URL:
         key = base + path
@@ -105,13 +113,16 @@ class Upstream:
         return url
 
     async def _send_with_retries(
-        self, request: httpx.Request, stream: bool, receive: Receive
+        self,
+        request: httpx.Request,
+        stream: bool,
+        disconnected: Callable[[], Awaitable[None]],
     ) -> httpx.Response:
         attempt = 0
         while True:
             try:
                 return await unless_disconnected(
-                    receive, lambda: self._client.send(request, stream=stream)
+                    disconnected, lambda: self._client.send(request, stream=stream)
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Safe to retry: nothing reached the model, so nothing can run twice.

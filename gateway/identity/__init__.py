@@ -1,1 +1,1 @@
-"""Identity: bearer token → verified `Principal`; and the gateway's own token issuer."""
+"""Identity: bearer token → verified `Principal`; nothing else."""

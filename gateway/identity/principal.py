@@ -16,14 +16,3 @@ class Principal:
     issuer: str
     # How the subject proved who it is; client-credentials tokens are "client_secret".
     auth_strength: str = "client_secret"
-
-    def as_policy_input(self) -> dict[str, object]:
-        return {
-            "sub": self.subject,
-            "client_id": self.client_id,
-            "org_id": self.org_id,
-            "tier_claim": self.tier_claim,
-            "scopes": list(self.scopes),
-            "token_id": self.token_id,
-            "auth_strength": self.auth_strength,
-        }

@@ -1,9 +1,8 @@
-"""Issuing and verifying the gateway's access tokens (ES256 JWTs, algorithm pinned)."""
+"""Verifying bearer access tokens (ES256 JWTs, algorithm pinned) into a `Principal`."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,40 +11,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from gateway.errors import Unauthorized
-from gateway.identity.keys import ALGORITHM, SigningKey
 from gateway.identity.principal import Principal
 from gateway.reasons import Reason
 
+# Pinned: the only algorithm the gateway's issuer signs with (see gateway.issuer.keys).
+ALGORITHM = "ES256"
 _REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "client_id", "org", "tier"]
 # Tolerated clock skew between the issuer and this gateway.
 LEEWAY_S = 30
-
-
-class TokenIssuer:
-    def __init__(self, *, key: SigningKey, issuer: str, audience: str, ttl_s: int) -> None:
-        self._key = key
-        self._issuer = issuer
-        self._audience = audience
-        self.ttl_s = ttl_s
-
-    def issue(self, *, client_id: str, org_id: str, tier: str, scope: str) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": client_id,
-            "client_id": client_id,
-            "org": org_id,
-            "tier": tier,
-            "scope": scope,
-            "iat": now,
-            "nbf": now,
-            "exp": now + self.ttl_s,
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode(
-            claims, self._key.private_key, algorithm=ALGORITHM, headers={"kid": self._key.kid}
-        )
 
 
 class TokenVerifier:

@@ -7,6 +7,7 @@ pipeline calls the same `limits` strategies directly.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -15,8 +16,10 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from gateway.errors import RateLimited
+from gateway.errors import RateLimited, Unavailable
 from gateway.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 
 class SubjectLimiter:
@@ -29,8 +32,17 @@ class SubjectLimiter:
 
     async def hit(self, subject: str) -> None:
         for item in self._items:
-            if not await self._strategy.hit(item, "subject", subject):
-                stats = await self._strategy.get_window_stats(item, "subject", subject)
+            try:
+                allowed = await self._strategy.hit(item, "subject", subject)
+                if not allowed:
+                    stats = await self._strategy.get_window_stats(item, "subject", subject)
+            except Exception as exc:
+                # Storage down (Redis): no count, no admission — fail closed with its own code.
+                log.error("rate-limit storage failed: %s", type(exc).__name__)
+                raise Unavailable(
+                    Reason.LIMITS_UNAVAILABLE, "The rate limiter is unavailable; retry later."
+                ) from exc
+            if not allowed:
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
                 raise RateLimited(
                     Reason.RATE_LIMITED,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 # The rules every engine evaluates; both engines must give the same answers for them.
 PACKAGE = "tacgw.authz"  # one access decision per model request
@@ -41,7 +44,7 @@ def parse_result(result: Any, policy_version: str) -> Decision:
         return Decision.deny(Reason.POLICY_ERROR, policy_version)
     # Any reason against the request denies it, whatever `allow` says.
     allow = result["allow"] and not raw_reasons
-    reasons = tuple(sorted(str(r) for r in raw_reasons))
+    reasons = tuple(sorted({_known(r) for r in raw_reasons}))
     if not reasons:
         # A deny must say why: a policy that denies without a reason is itself at fault.
         reasons = (str(Reason.ALLOWED),) if allow else (str(Reason.POLICY_ERROR),)
@@ -56,6 +59,16 @@ def parse_result(result: Any, policy_version: str) -> Decision:
         ),
         policy_version=policy_version,
     )
+
+
+def _known(raw: Any) -> str:
+    """A policy's reason, if `Reason` has it; otherwise `policy_error` (every code the
+    gateway returns is a `Reason`, and an unknown one means the policy and code drifted)."""
+    try:
+        return str(Reason(raw))
+    except ValueError:
+        log.error("policy gave an unknown reason %r; reported as policy_error", str(raw)[:80])
+        return str(Reason.POLICY_ERROR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,32 @@
 """The model catalog, read from the database and kept as an immutable snapshot.
 
 The snapshot is refreshed at most every `ttl_s` seconds, so that a model added with the
-CLI appears without a restart while the hot path does no database read for it.
+CLI appears without a restart while the hot path does no database read for it. It reads
+through the request path's own data access (`RequestDb`), like the trust stage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.db.access import RequestDb
 from gateway.db.models import ModelEntry
-from gateway.errors import NotFound
+from gateway.errors import NotFound, Unavailable
 from gateway.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+_m = ModelEntry.__table__.c  # type: ignore[attr-defined]
+_ENABLED = select(_m.name, _m.upstream_url, _m.upstream_model, _m.tier_floor).where(
+    _m.enabled.is_(True)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +36,10 @@ class Route:
     upstream_model: str
     tier_floor: str
 
-    def as_policy_input(self) -> dict[str, str]:
-        return {"name": self.name, "tier_floor": self.tier_floor}
-
 
 class Catalog:
-    def __init__(self, engine: AsyncEngine, *, ttl_s: float) -> None:
-        self._engine = engine
+    def __init__(self, db: RequestDb, *, ttl_s: float) -> None:
+        self._db = db
         self._ttl_s = ttl_s
         self._routes: Mapping[str, Route] = {}
         self._loaded_at = float("-inf")
@@ -46,18 +53,19 @@ class Catalog:
         return self._routes
 
     async def reload(self) -> None:
-        query = select(ModelEntry).where(ModelEntry.__table__.c.enabled.is_(True))  # type: ignore[attr-defined]
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        try:
+            rows = await self._db.read(_ENABLED, {})
+        except (SQLAlchemyError, OSError) as exc:
+            # No stale answer: a model removed or re-floored must not keep serving.
+            log.error("catalog read failed: %s", type(exc).__name__)
+            raise Unavailable(
+                Reason.CATALOG_UNAVAILABLE, "The model catalog is unavailable; retry later."
+            ) from exc
         # Swapped whole: a reader sees the old snapshot or the new one, never a mix.
-        self._routes = {
-            r.name: Route(r.name, r.upstream_url, r.upstream_model, r.tier_floor) for r in rows
-        }
+        self._routes = {r.name: Route(**r._mapping) for r in rows}
         self._loaded_at = time.monotonic()
 
-    async def lookup(self, model: object) -> Route:
-        if not isinstance(model, str) or not model:
-            raise NotFound(Reason.MODEL_NOT_FOUND, "The request names no model.")
+    async def lookup(self, model: str) -> Route:
         route = (await self.routes()).get(model)
         if route is None:
             raise NotFound(Reason.MODEL_NOT_FOUND, f"The model '{model[:200]}' does not exist.")

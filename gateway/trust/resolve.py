@@ -29,19 +29,6 @@ class Trust:
     lapsed_tier: str | None = None
     lapsed_reason: str | None = None
 
-    def as_policy_input(self) -> dict[str, object]:
-        expires = self.tier_expires_at.isoformat() if self.tier_expires_at else None
-        lapsed = (
-            {"tier": self.lapsed_tier, "reason": self.lapsed_reason} if self.lapsed_tier else None
-        )
-        return {
-            "tier": self.tier,
-            "org_id": self.org_id,
-            "org_status": self.org_status,
-            "tier_expires_at": expires,
-            "lapsed": lapsed,
-        }
-
 
 class TrustResolver:
     def __init__(self, db: RequestDb, tiers: Tiers) -> None:

@@ -146,9 +146,44 @@ def test_get_on_post_route(gw: RunningGateway, path: str) -> None:
 
 def test_unknown_route_is_openai_404(gw: RunningGateway) -> None:
     """A path the gateway does not serve → 404 in OpenAI format."""
-    reply = httpx.post(f"{gw.base_url}/v1/completions", json={})
+    reply = httpx.post(f"{gw.base_url}/v1/unknown", json={})
     assert reply.status_code == 404
     assert reply.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
+        ("DELETE", "/v1/models", 405, "method_not_allowed"),
+        ("POST", "/v1/unknown", 404, "not_found"),
+        ("GET", "/v1/fine_tuning/jobs", 404, "not_found"),
+    ],
+)
+def test_unmatched_routes_are_audited(
+    gw: RunningGateway, method: str, path: str, status: int, code: str
+) -> None:
+    """Regression: 404 and 405 under /v1 carry a decision id and have their audit row,
+    with the caller named when its token is valid."""
+    headers = {"authorization": f"Bearer {gw.token()}"}
+    reply = httpx.request(method, f"{gw.base_url}{path}", headers=headers)
+    assert_refused(gw, reply, status, code)
+    if status == 405:
+        assert reply.headers["allow"]
+    row = gw.audit_row(reply.headers["x-decision-id"])
+    assert row["subject"] == gw.credentials["public"][0]
+    anonymous = httpx.request(method, f"{gw.base_url}{path}")
+    assert_refused(gw, anonymous, status, code)
+    assert gw.audit_row(anonymous.headers["x-decision-id"])["subject"] is None
+
+
+@pytest.mark.parametrize("stream", ['"yes"', "1", "[]", '{"a": 1}'])
+def test_non_boolean_stream_is_refused(gw: RunningGateway, stream: str) -> None:
+    """Regression: `"stream": "yes"` used to answer 200 with SSE labelled JSON."""
+    body = '{"model": "general", "messages": [{"role": "user", "content": "hi"}], "stream": '
+    reply = post(gw, (body + stream + "}").encode())
+    assert_refused(gw, reply, 400, "invalid_request")
+    assert "stream" in reply.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

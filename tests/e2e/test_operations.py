@@ -149,7 +149,10 @@ def test_healthz_and_readyz(gateway_factory: GatewayFactory, database: str) -> N
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     ready = httpx.get(f"{gw.base_url}/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": True, "policy": True}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": True, "policy": True, "limits": True},
+    }
 
 
 def test_readyz_with_real_opa(gateway_factory: GatewayFactory, opa_server: OpaServer) -> None:
@@ -157,7 +160,7 @@ def test_readyz_with_real_opa(gateway_factory: GatewayFactory, opa_server: OpaSe
     gw = gateway_factory.start(policy_engine="opa", opa_url=opa_server.url)
     ready = httpx.get(f"{gw.base_url}/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": True, "policy": True}
+    assert ready.json()["checks"] == {"database": True, "policy": True, "limits": True}
     client = gw.openai("public")
     assert client.chat.completions.create(model="general", messages=MESSAGES).choices
     with pytest.raises(openai.PermissionDeniedError):
@@ -171,7 +174,10 @@ def test_readyz_fails_when_opa_is_down(gateway_factory: GatewayFactory) -> None:
     )
     ready = httpx.get(f"{gw.base_url}/readyz")
     assert ready.status_code == 503
-    assert ready.json() == {"status": "not_ready", "checks": {"database": True, "policy": False}}
+    assert ready.json() == {
+        "status": "not_ready",
+        "checks": {"database": True, "policy": False, "limits": True},
+    }
     # Liveness does not depend on dependencies: the process is alive.
     assert httpx.get(f"{gw.base_url}/healthz").status_code == 200
     with pytest.raises(openai.InternalServerError) as caught:

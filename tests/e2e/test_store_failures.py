@@ -65,3 +65,24 @@ def test_trust_read_failure_fails_closed(gateway_factory: GatewayFactory, databa
         '["trust_unavailable"]',
     )
     assert httpx.post(url, json=BODY, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_catalog_read_failure_fails_closed(gateway_factory: GatewayFactory, database: str) -> None:
+    """Regression: with the catalog unreadable, a call got 500 internal_error; now 503
+    catalog_unavailable, audited, and service resumes when the table is back."""
+    gw = gateway_factory.start(database=database)
+    headers = {"authorization": f"Bearer {gw.token('public')}"}
+    url = f"{gw.base_url}/v1/chat/completions"
+    _rename(gw, "modelentry", "modelentry_away")
+    try:
+        reply = httpx.post(url, json=BODY, headers=headers)
+        listing = httpx.get(f"{gw.base_url}/v1/models", headers=headers)
+    finally:
+        _rename(gw, "modelentry_away", "modelentry")
+    for refused in (reply, listing):
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "catalog_unavailable"
+        row = gw.audit_row(refused.headers["x-decision-id"])
+        assert (row["decision"], row["status"]) == ("deny", 503)
+    assert httpx.post(url, json=BODY, headers=headers).status_code == 200

@@ -143,6 +143,7 @@ def test_upstream_crash_mid_stream(
         "message": "The upstream stream ended abruptly.",
         "type": "api_error",
         "code": "upstream_error",
+        "param": None,
     }
     assert stats(dedicated_upstream)["dropped_streams"] == 1
     row = only_row(gw, decision_id)

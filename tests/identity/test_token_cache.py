@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.errors import Unauthorized
-from gateway.identity.keys import ALGORITHM, SigningKey, jwks, thumbprint
 from gateway.identity.tokens import LEEWAY_S, TokenVerifier
+from gateway.issuer.keys import ALGORITHM, SigningKey, jwks, thumbprint
 from gateway.reasons import Reason
 
 ISSUER, AUDIENCE = "https://gw.test", "tac-gateway"

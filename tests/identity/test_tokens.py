@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.errors import Unauthorized
-from gateway.identity.keys import SigningKey, jwks, load_or_create, thumbprint
-from gateway.identity.tokens import LEEWAY_S, TokenIssuer, TokenVerifier
+from gateway.identity.tokens import LEEWAY_S, TokenVerifier
+from gateway.issuer.keys import SigningKey, jwks, load_or_create, thumbprint
+from gateway.issuer.tokens import TokenIssuer
 from gateway.reasons import Reason
 
 ISSUER = "https://gw.example"
@@ -214,8 +215,10 @@ def test_tampered_payload_refused(key: SigningKey, verifier: TokenVerifier) -> N
     [
         ({"iss": "https://evil.example"}, Reason.TOKEN_WRONG_ISSUER),
         ({"aud": "someone-else"}, Reason.TOKEN_WRONG_AUDIENCE),
-        ({"exp": int(time.time()) - LEEWAY_S - 60}, Reason.TOKEN_EXPIRED),
-        ({"nbf": int(time.time()) + LEEWAY_S + 120}, Reason.TOKEN_NOT_YET_VALID),
+        # Offsets from now, resolved when the test runs: values computed at collection time
+        # went stale when the suite ran longer than the margin (a flaky failure seen in CI).
+        ({"exp": -(LEEWAY_S + 60)}, Reason.TOKEN_EXPIRED),
+        ({"nbf": LEEWAY_S + 120}, Reason.TOKEN_NOT_YET_VALID),
         ({"org": None}, Reason.TOKEN_MISSING_CLAIM),
         ({"tier": None}, Reason.TOKEN_MISSING_CLAIM),
         ({"jti": None}, Reason.TOKEN_MISSING_CLAIM),
@@ -228,7 +231,11 @@ def test_claim_failures(
     key: SigningKey, verifier: TokenVerifier, overrides: dict[str, Any], reason: Reason
 ) -> None:
     """Each claim problem in a correctly signed token maps to its own reason."""
-    assert _reason(verifier, f"Bearer {_sign(key, _claims(**overrides))}") == reason
+    claims = {
+        k: int(time.time()) + v if k in ("exp", "nbf") and isinstance(v, int) else v
+        for k, v in overrides.items()
+    }
+    assert _reason(verifier, f"Bearer {_sign(key, _claims(**claims))}") == reason
 
 
 def test_leeway_tolerates_small_skew(key: SigningKey, verifier: TokenVerifier) -> None:

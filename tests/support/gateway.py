@@ -43,8 +43,10 @@ MODELS = (("general", "public"), ("general-tac", "verified"), ("cyber", "critica
 TIERS = ("public", "verified", "critical")
 
 
-def fresh_database_url(kind: str, tmp_path: Path, postgres_url: str | None) -> str:
-    """An empty database of the given kind, migrated to head."""
+def fresh_database_url(
+    kind: str, tmp_path: Path, postgres_url: str | None, *, migrate: bool = True
+) -> str:
+    """An empty database of the given kind, migrated to head unless `migrate` is false."""
     if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     else:
@@ -52,7 +54,8 @@ def fresh_database_url(kind: str, tmp_path: Path, postgres_url: str | None) -> s
         name = f"tacgw_{uuid.uuid4().hex[:12]}"
         asyncio.run(_create_pg_database(postgres_url, name))
         url = postgres_url.rsplit("/", 1)[0] + "/" + name
-    upgrade(url)
+    if migrate:
+        upgrade(url)
     return url
 
 

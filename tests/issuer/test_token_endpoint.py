@@ -136,6 +136,20 @@ def test_unknown_client_is_invalid_client(gw: RunningGateway) -> None:
     assert reply.json()["error"] == "invalid_client"
 
 
+def test_unknown_client_and_wrong_secret_are_indistinguishable(gw: RunningGateway) -> None:
+    """Regression: an unknown id and a wrong secret get the same 401 body, in plain words
+    (authlib's "cannot authenticate with methods [...]" used to leak through)."""
+    client_id, _ = gw.credentials["critical"]
+    for auth in ((client_id, "tacs_wrong"), ("tacc_nobody", "tacs_wrong")):
+        reply = _post(gw, {"grant_type": "client_credentials"}, auth=auth)
+        assert reply.status_code == 401
+        assert reply.json() == {
+            "error": "invalid_client",
+            "error_description": "Client authentication failed.",
+        }
+        assert reply.headers["cache-control"] == "no-store"
+
+
 def test_no_credentials_is_invalid_client(gw: RunningGateway) -> None:
     """A request with no client authentication at all gets no token."""
     reply = _post(gw, {"grant_type": "client_credentials"})
@@ -183,7 +197,14 @@ def test_inactive_org_client_gets_no_token(gateway_factory: GatewayFactory, stat
     reply = _post(gw, {"grant_type": "client_credentials"}, auth=(client_id, secret))
     assert reply.status_code in (400, 401)
     assert reply.json()["error"] == "unauthorized_client"
+    # Regression: the caller learns why, once its secret was right.
+    assert reply.json()["error_description"] == (
+        f"The client's organization is not active (status: {status}); it cannot obtain tokens."
+    )
     assert "access_token" not in reply.json()
+    # The wrong secret for the same client says nothing about the organization.
+    wrong = _post(gw, {"grant_type": "client_credentials"}, auth=(client_id, "tacs_wrong"))
+    assert wrong.json()["error"] == "invalid_client"
     # Other organizations are unaffected.
     assert gw.token("public")
 

@@ -1,8 +1,8 @@
 """The gateway's own OAuth2 authorization server: the client-credentials grant, via authlib.
 
-authlib's server is synchronous and asks for the client by id mid-flow. The token route
-loads the client's standing from the database first (async), then hands it to authlib
-through a context variable, so that no database call ever blocks the event loop.
+authlib's server is synchronous and asks for the client by id mid-flow. The issuer
+(`service.py`) loads the client's standing from the database first (async), then hands it
+to authlib through a context variable, so that no database call ever blocks the event loop.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Reque
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
-from gateway.identity.secrets import verify_secret
-from gateway.identity.tokens import TokenIssuer
+from gateway.issuer.secrets import verify_secret
+from gateway.issuer.tokens import TokenIssuer
 from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.standing import Standing
 

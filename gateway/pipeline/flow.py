@@ -1,0 +1,242 @@
+"""One request through every stage, top to bottom, and its one audit step.
+
+    identity → body → routing → trust → policy → limits → forward → audit
+
+Each public function returns an `Outcome` and never raises for a refusal; `settle` is the
+only place an audit record is committed, and it runs for every outcome. No record, no
+answer: if the write fails, the caller gets 503 `audit_unavailable` and the model's output
+is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from gateway.audit.record import AuditDraft
+from gateway.audit.writer import AuditUnavailable
+from gateway.errors import Forbidden, GatewayError, NotFound, Unauthorized, Unavailable
+from gateway.forward.relay import ClientGone, UpstreamStream
+from gateway.forward.upstream import UpstreamRefused, prepare_body
+from gateway.pipeline.body import parse_request, read_body
+from gateway.pipeline.exchange import Answered, Call, Gone, Listed, Outcome, Refused, Streamed
+from gateway.policy.decision import Decision
+from gateway.policy.input import PolicyInput, RequestFacts
+from gateway.reasons import Reason
+from gateway.routing.catalog import Route
+from gateway.routing.endpoints import ENDPOINTS
+from gateway.runtime import Runtime
+from gateway.trust.resolve import Trust
+
+log = logging.getLogger(__name__)
+
+_POLICY_FAILED = frozenset({Reason.POLICY_ERROR, Reason.POLICY_UNAVAILABLE})
+
+Steps = Callable[[Runtime, Call, AuditDraft], Awaitable[Outcome]]
+
+
+async def handle(rt: Runtime, call: Call) -> Outcome:
+    """Run the steps for `call.endpoint` and settle the audit record of what they decided."""
+    draft = AuditDraft(endpoint=call.endpoint, writer=rt.audit, metrics=rt.metrics)
+    steps = _STEPS.get(call.endpoint, _proxy)
+    try:
+        outcome = await steps(rt, call, draft)
+    except Exception:
+        log.exception("unexpected failure in %s", call.endpoint)
+        outcome = _refused(draft, _internal(), allow=False)
+    return await settle(draft, outcome)
+
+
+async def settle(draft: AuditDraft, outcome: Outcome) -> Outcome:
+    """The one audit step: commit the record, or replace the outcome by a 503."""
+    try:
+        await draft.commit(allow=outcome.allow, status=outcome.status, reasons=outcome.reasons)
+    except AuditUnavailable:
+        log.error("audit unavailable for %s (%s)", draft.decision_id, outcome.reasons[0])
+        if isinstance(outcome, Streamed):
+            await outcome.stream.aclose()
+        if isinstance(outcome, Gone):
+            return outcome
+        down = Unavailable(Reason.AUDIT_UNAVAILABLE, "The audit log is unavailable; retry later.")
+        return _refused(draft, down, allow=outcome.allow)
+    return outcome
+
+
+async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
+    """A model call: chat, completions, responses or embeddings."""
+    endpoint = ENDPOINTS[call.endpoint]
+    # True once every stage that may refuse (identity … limits) has let the request through;
+    # a later failure (upstream, caller gone) is then an allowed request that failed.
+    cleared = False
+    try:
+        principal = draft.principal = rt.identity.verify(call.authorization)
+        raw = await read_body(call.body, declared=call.declared_length, limit=rt.body_limit)
+        draft.request_hash = hashlib.sha256(raw).hexdigest()
+        request = parse_request(raw, endpoint)
+        route = await rt.catalog.lookup(request.model)
+        draft.model = route.name
+        trust = await rt.trust.resolve(principal)
+        draft.tier = trust.tier
+        facts = RequestFacts(
+            endpoint=endpoint.name,
+            stream=request.stream,
+            max_tokens=_first_int(request.body, endpoint.cap_fields),
+        )
+        decision = await _decide(rt, draft, PolicyInput(principal, trust, route, facts))
+        _enforce(decision, trust, route)
+        content = prepare_body(
+            request.body, route=route, endpoint=endpoint, obligations=decision.obligations
+        )
+        await rt.limits.hit(principal.subject)
+        cleared = True
+        answer = await rt.upstream.call(
+            route=route,
+            endpoint=endpoint,
+            content=content,
+            stream=request.stream,
+            request_id=draft.decision_id,
+            disconnected=call.disconnected,
+        )
+    except GatewayError as exc:
+        return _refused(draft, exc, allow=cleared)
+    except UpstreamRefused as exc:
+        return Answered(
+            decision_id=draft.decision_id,
+            allow=True,
+            status=exc.status,
+            reasons=(Reason.UPSTREAM_ERROR,),
+            body=exc.body,
+        )
+    except ClientGone:
+        return Gone(
+            decision_id=draft.decision_id,
+            allow=cleared,
+            status=499,
+            reasons=(Reason.CLIENT_CLOSED,),
+        )
+    ok = (Reason.ALLOWED,)
+    if isinstance(answer, UpstreamStream):
+        return Streamed(
+            decision_id=draft.decision_id,
+            allow=True,
+            status=answer.status,
+            reasons=ok,
+            stream=answer,
+        )
+    return Answered(decision_id=draft.decision_id, allow=True, status=200, reasons=ok, body=answer)
+
+
+async def _models(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
+    """`/v1/models` and `/v1/models/{id}`: only what the caller's tier may use.
+
+    A model the caller may not use is a 404 like a model that does not exist, so a lower
+    tier never learns that a higher-tier model is there.
+    """
+    try:
+        principal = draft.principal = rt.identity.verify(call.authorization)
+        trust = await rt.trust.resolve(principal)
+        draft.tier = trust.tier
+        await rt.limits.hit(principal.subject)
+        routes = await rt.catalog.routes()
+        if call.model_id is not None:
+            draft.model = call.model_id[:200]
+            route = routes.get(call.model_id)
+            candidates = [route] if route is not None else []
+        else:
+            candidates = sorted(routes.values(), key=lambda r: r.name)
+        facts = RequestFacts(endpoint=call.endpoint)
+        visible = []
+        for route in candidates:
+            decision = await _decide(rt, draft, PolicyInput(principal, trust, route, facts))
+            if decision.allow:
+                visible.append(route.name)
+            elif _POLICY_FAILED & set(decision.reasons):
+                _enforce(decision, trust, route)  # raises: the decision could not be made
+        if call.model_id is not None and not visible:
+            raise NotFound(
+                Reason.MODEL_NOT_FOUND, f"The model '{call.model_id[:200]}' does not exist."
+            )
+    except GatewayError as exc:
+        return _refused(draft, exc, allow=False)
+    return Listed(
+        decision_id=draft.decision_id,
+        allow=True,
+        status=200,
+        reasons=(Reason.ALLOWED,),
+        models=tuple(visible),
+        single=call.model_id is not None,
+    )
+
+
+async def _unmatched(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
+    """A path or method the API does not have: refused, but audited with who asked."""
+    assert call.refusal is not None
+    # The refusal stands either way; an anonymous caller is recorded as such.
+    with contextlib.suppress(Unauthorized):
+        draft.principal = rt.identity.verify(call.authorization)
+    return _refused(draft, call.refusal, allow=False)
+
+
+_STEPS: dict[str, Steps] = {
+    "models": _models,
+    "models.retrieve": _models,
+    "unmatched": _unmatched,
+}
+
+
+async def _decide(rt: Runtime, draft: AuditDraft, policy_input: PolicyInput) -> Decision:
+    decision = await rt.policy.decide(policy_input.document())
+    # Recorded on every row whose request reached the policy, allowed or denied.
+    draft.policy_version = decision.policy_version
+    for reason in _POLICY_FAILED & set(decision.reasons):
+        rt.metrics.policy_failures.labels(rt.policy.name, reason).inc()
+    return decision
+
+
+def _enforce(decision: Decision, trust: Trust, route: Route) -> None:
+    """Raise the refusal a denying decision stands for."""
+    if decision.allow:
+        return
+    failed = _POLICY_FAILED & set(decision.reasons)
+    if failed:
+        raise Unavailable(
+            Reason(min(failed)), "The access decision could not be made.", reasons=decision.reasons
+        )
+    raise Forbidden(
+        Reason(decision.reasons[0]),
+        _deny_message(decision, trust, route),
+        reasons=decision.reasons,
+    )
+
+
+def _deny_message(decision: Decision, trust: Trust, route: Route) -> str:
+    if Reason.TIER_TOO_LOW in decision.reasons:
+        return (
+            f"The model '{route.name}' needs the '{route.tier_floor}' tier; "
+            f"your tier is '{trust.tier}'."
+        )
+    return "The access policy denied this request: " + ", ".join(decision.reasons) + "."
+
+
+def _first_int(body: dict[str, object], fields: tuple[str, ...]) -> int | None:
+    for name in fields:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _refused(draft: AuditDraft, exc: GatewayError, *, allow: bool) -> Refused:
+    return Refused(
+        decision_id=draft.decision_id,
+        allow=allow,
+        status=exc.status,
+        reasons=exc.reasons,
+        error=exc,
+    )
+
+
+def _internal() -> GatewayError:
+    return GatewayError(Reason.INTERNAL_ERROR, "The gateway failed unexpectedly.")

@@ -1,0 +1,42 @@
+"""The OpenAI-compatible endpoints the gateway proxies, and what each one means for a request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str  # audit and metric label
+    path: str  # below the upstream's base URL (…/v1)
+    streams: bool  # accepts `"stream": true` and answers with SSE
+    # Fields that bound the output length; each is checked and capped by policy.
+    cap_fields: tuple[str, ...]
+    # Set to the cap when the caller gave no bound (None: the endpoint's own default is
+    # already small, as for legacy completions' 16 tokens, or there is no output length).
+    inject_cap: str | None
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint(
+            "chat.completions",
+            "/chat/completions",
+            streams=True,
+            cap_fields=("max_tokens", "max_completion_tokens"),
+            inject_cap="max_tokens",
+        ),
+        Endpoint(
+            "completions", "/completions", streams=True, cap_fields=("max_tokens",), inject_cap=None
+        ),
+        Endpoint(
+            "responses",
+            "/responses",
+            streams=True,
+            cap_fields=("max_output_tokens",),
+            inject_cap="max_output_tokens",
+        ),
+        Endpoint("embeddings", "/embeddings", streams=False, cap_fields=(), inject_cap=None),
+    )
+}
