@@ -77,7 +77,7 @@ def test_admin_bootstrap(tmp_path: Path) -> None:
     # And for people: a table with a header row.
     table = run_cli(["org", "list"], env, tmp_path).splitlines()
     assert table[0].split() == ["name", "status", "tiers", "org_id"]
-    assert table[1].split()[:4] == ["Grid", "Defenders", "active", "critical"]
+    assert table[1].split()[:4] == ["Grid", "Defenders", "verified", "critical"]
     # The secret is stored only as its hash.
     dump = (tmp_path / "cli.db").read_bytes()
     assert creds["client_secret"].encode() not in dump

@@ -18,7 +18,7 @@ from gateway.admin.schemas import ClientPublic, IssuedClient
 from gateway.admin.store import CLIENT, org_row, write
 from gateway.db.models import utcnow
 from gateway.errors import BadRequest, Conflict, NotFound
-from gateway.identity.secrets import hash_secret, new_client_id, new_client_secret
+from gateway.issuer.secrets import hash_secret, new_client_id, new_client_secret
 from gateway.reasons import Reason
 
 CLIENT_ROLES = ("admin", "auditor", "org_admin")

@@ -128,4 +128,3 @@ def test_nondeterministic_policy_is_not_memoized(tmp_path: Path) -> None:
     assert not bundle.deterministic
     assert EmbeddedEngine(bundle)._memo_size == 0
     assert load_bundle(POLICY_DIR).deterministic
-
