@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.admin.actor import Actor
 from gateway.db.models import AuditEvent, utcnow
@@ -71,3 +71,42 @@ async def record_admin_event(
         },
     )
     return event_id
+
+
+async def record_refusal(
+    engine: AsyncEngine,
+    *,
+    actor: Actor,
+    action: str,
+    target: dict[str, Any],
+    reasons: tuple[str, ...],
+) -> None:
+    """A refused admin action is an event too: who tried what, and why it was refused."""
+    # The target came from the caller's request: bounded before it is stored.
+    shown = {k: str(v)[:200] for k, v in target.items()}
+    detail = {"actor": actor.as_dict(), "action": action, "target": shown}
+    org_id = target.get("org_id")
+    if not isinstance(org_id, str) or len(org_id) > 64:
+        org_id = None
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(_AUDIT),
+            {
+                "id": uuid.uuid4().hex,
+                "ts": utcnow(),
+                "endpoint": f"admin.{action}",
+                "subject": actor.subject,
+                "client_id": actor.client_id,
+                "org_id": org_id,
+                "tier": None,
+                "model": None,
+                "decision": "deny",
+                "reasons": orjson.dumps(list(reasons)).decode(),
+                "status": 403,
+                "policy_version": None,
+                "latency_ms": 0.0,
+                "request_hash": None,
+                "token_id": None,
+                "detail": orjson.dumps(detail, default=str).decode(),
+            },
+        )

@@ -93,3 +93,53 @@ class OrganizationDetail(SQLModel):
     grants: list[TrustGrantPublic]
     members: list[MembershipPublic]
     clients: list[ClientPublic]
+
+
+class ApproveRequest(SQLModel):
+    tier: str = Field(description="verified, or critical for critical-infrastructure defenders")
+    days: int | None = Field(None, description="grant length; default 365, at most 1095")
+    expires_at: datetime | None = Field(None, description="instead of days: an aware instant")
+    reason: str = ""
+    expected_version: int | None = Field(None, description="refuse if the org changed since")
+
+
+class ReasonRequest(SQLModel):
+    reason: str
+    expected_version: int | None = None
+
+
+class ReinstateRequest(SQLModel):
+    reason: str = ""
+    expected_version: int | None = None
+
+
+class ChallengeRequest(SQLModel):
+    method: str = Field(description="dns (TXT record) or https (well-known file)")
+
+
+class GrantCreate(SQLModel):
+    org_id: str
+    tier: str
+    reason: str
+    subject: str | None = Field(None, description="one subject (an individual); None: the org")
+    evidence: str = ""
+    days: int | None = None
+    expires_at: datetime | None = None
+
+
+class RevokeRequest(SQLModel):
+    reason: str
+
+
+class MemberSet(SQLModel):
+    role: str = Field(description="defender or org_admin")
+
+
+class ClientCreate(SQLModel):
+    name: str
+    roles: list[str] = Field(default_factory=list, description="admin, auditor, org_admin")
+
+
+class Approval(SQLModel):
+    organization: OrganizationPublic
+    grant: TrustGrantPublic

@@ -28,6 +28,8 @@ class Trust:
     # (`grant_expired` | `grant_revoked`); None when no dead grant would give more.
     lapsed_tier: str | None = None
     lapsed_reason: str | None = None
+    # The roles the client holds now (a token's `roles` claim counts only within these).
+    roles: tuple[str, ...] = ()
 
 
 class TrustResolver:
@@ -71,4 +73,5 @@ class TrustResolver:
             tier_expires_at=standing.tier_expires_at,
             lapsed_tier=lapsed,
             lapsed_reason=str(standing.lapsed_reason) if lapsed else None,
+            roles=standing.roles,
         )
