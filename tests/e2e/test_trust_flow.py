@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from sqlalchemy import text
 
 from gateway.admin import clients, ops
 from gateway.admin.actor import Actor
@@ -42,8 +43,8 @@ APPLICATION = {
 class Caller:
     """One bearer token against one gateway: JSON in, (status, JSON) out."""
 
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url, self.token = base_url, token
+    def __init__(self, base_url: str, token: str, client_id: str = "") -> None:
+        self.base_url, self.token, self.client_id = base_url, token, client_id
 
     def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         reply = httpx.request(
@@ -83,7 +84,7 @@ def _staff(gw: RunningGateway, roles: list[str]) -> Caller:
         )
 
     issued = gw.run(make)
-    return Caller(gw.base_url, _token(gw, issued.client_id, issued.client_secret))
+    return Caller(gw.base_url, _token(gw, issued.client_id, issued.client_secret), issued.client_id)
 
 
 @contextlib.contextmanager
@@ -255,10 +256,17 @@ def test_permissions_by_role(
     anonymous = httpx.get(f"{gw.base_url}/admin/orgs")
     assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "token_missing")
 
-    # Roles count only while the client holds them: revoking the admin client is immediate.
-    assert admin("GET", "/admin/orgs")[0] == 200
-    _, me = admin("GET", f"/admin/orgs/{gw.org_ids['public']}")
-    assert me is not None
+    # Roles count only while the client holds them: both changes hold on the next call.
+    async def demote(engine: Any) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE client SET roles = '' WHERE id = :id"), {"id": admin.client_id}
+            )
+
+    gw.run(demote)
+    assert admin.refused("GET", "/admin/orgs")[:2] == (403, Reason.ADMIN_ROLE_REQUIRED)
+    gw.run(lambda e: clients.revoke_client(e, actor=Actor.cli(), client_id=auditor.client_id))
+    assert auditor.refused("GET", "/admin/orgs")[:2] == (401, Reason.CLIENT_REVOKED)
 
 
 def _org_admin(gw: RunningGateway, org_id: str) -> Caller:
