@@ -17,7 +17,7 @@ from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.api import health, oauth, v1, v1_schema
+from gateway.api import admin, health, oauth, orgs, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.policy.service import PolicyReloadError
@@ -63,6 +63,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
+    app.include_router(orgs.router)
+    app.include_router(admin.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
@@ -123,7 +125,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return openai_error(BadRequest(Reason.INVALID_REQUEST, "Invalid request."))
+        # Name the first bad field: `body.days: Input should be a valid integer`.
+        errors = exc.errors()
+        where = ""
+        if errors:
+            first = errors[0]
+            field = ".".join(str(part) for part in first.get("loc", ()))
+            where = f": {field[:100]}: {str(first.get('msg', ''))[:200]}"
+        return openai_error(BadRequest(Reason.INVALID_REQUEST, f"Invalid request{where}."))
+
+    @app.exception_handler(GatewayError)
+    async def _refused(request: Request, exc: GatewayError) -> Response:
+        # Raised by the admin and /orgs routes (the pipeline renders its own).
+        return openai_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

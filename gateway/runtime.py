@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.admin.service import AdminService
 from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
 from gateway.forward.client import make_client
@@ -38,8 +39,10 @@ class Runtime:
     store: RequestDb  # the request path's data access: for readiness and shutdown
     metrics: Metrics
     body_limit: int
+    admin: AdminService  # the admin API's own engine, proof checker and policy
 
     async def close(self) -> None:
+        await self.admin.close()
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
@@ -73,4 +76,5 @@ async def start_runtime(settings: Settings) -> Runtime:
         store=store,
         metrics=Metrics(),
         body_limit=settings.max_body_bytes,
+        admin=AdminService.from_settings(settings, tiers=tiers, policy=policy),
     )
