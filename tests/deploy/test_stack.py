@@ -199,7 +199,7 @@ def test_runbook_suspension_reaches_both_replicas(stack: Stack) -> None:
     for url in stack.gateways:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             _chat(url, tokens[url], model="general")
-        assert denied.value.code == "org_not_active", url
+        assert denied.value.code == "org_suspended", url
         refused = httpx.post(
             f"{url}/oauth/token",
             auth=(client_id, secret),
