@@ -41,6 +41,7 @@ class Reason(StrEnum):
     SCOPE_MISSING = "scope_missing"
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
+    POLICY_REFUSED = "policy_refused"  # a reload refused: the policy in use keeps serving
     # limits
     RATE_LIMITED = "rate_limited"
     LIMITS_UNAVAILABLE = "limits_unavailable"

@@ -6,6 +6,7 @@ releases them in reverse order of the request path.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from gateway.admin.service import AdminService
@@ -19,11 +20,13 @@ from gateway.limits.ratelimit import SubjectLimiter
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
 from gateway.policy.factory import make_engine as make_policy_engine
-from gateway.policy.service import PolicyService
+from gateway.policy.service import PolicyReloadError, PolicyService
 from gateway.routing.catalog import Catalog
 from gateway.settings import Settings
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,17 @@ class Runtime:
     metrics: Metrics
     body_limit: int
     admin: AdminService  # the admin API's own engine, proof checker and policy
+
+    async def reload_policy(self) -> str:
+        """Reload the policy; on refusal (PolicyReloadError) the old one keeps serving."""
+        try:
+            version = await self.policy.reload()
+        except PolicyReloadError as exc:
+            self.metrics.policy_reloads.labels("refused").inc()
+            log.error("%s; still serving policy %s", exc, self.policy.version)
+            raise
+        self.metrics.policy_reloads.labels("loaded").inc()
+        return version
 
     async def close(self) -> None:
         await self.admin.close()

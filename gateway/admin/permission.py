@@ -15,7 +15,7 @@ from gateway.admin.actor import Actor
 from gateway.admin.members import memberships_of
 from gateway.errors import Forbidden, Unavailable
 from gateway.policy.decision import AdminDecision
-from gateway.policy.engine import PolicyEngine
+from gateway.policy.service import PolicyService
 from gateway.reasons import Reason
 
 _MESSAGES: dict[str, str] = {
@@ -29,7 +29,7 @@ _MESSAGES: dict[str, str] = {
 
 
 async def decide(
-    policy: PolicyEngine,
+    policy: PolicyService,
     engine: AsyncEngine,
     *,
     actor: Actor,
@@ -46,7 +46,7 @@ async def decide(
 
 
 async def require(
-    policy: PolicyEngine,
+    policy: PolicyService,
     engine: AsyncEngine,
     *,
     actor: Actor,

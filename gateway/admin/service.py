@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.engine import make_engine
-from gateway.policy.engine import PolicyEngine
+from gateway.policy.service import PolicyService
 from gateway.settings import Settings
 from gateway.trust.proof import ProofChecker
 from gateway.trust.tiers import Tiers
@@ -22,11 +22,11 @@ class AdminService:
     tiers: Tiers
     checker: ProofChecker
     challenge_ttl: timedelta
-    policy: PolicyEngine
+    policy: PolicyService
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, tiers: Tiers, policy: PolicyEngine
+        cls, settings: Settings, *, tiers: Tiers, policy: PolicyService
     ) -> AdminService:
         return cls(
             engine=make_engine(
