@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,11 +17,11 @@ from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.api import health, oauth, v1, v1_schema
+from gateway.api import admin, health, oauth, orgs, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.reasons import Reason
-from gateway.runtime import start_runtime
+from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,11 +36,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = await start_runtime(settings)
+        app.state.runtime = runtime = await start_runtime(settings)
+        _reload_on_sighup(runtime)
         try:
             yield
         finally:
-            await app.state.runtime.close()
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            await runtime.close()
 
     docs = "/docs" if settings.api_docs else None
     app = FastAPI(
@@ -57,9 +63,26 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
+    app.include_router(orgs.router)
+    app.include_router(admin.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
+
+
+def _reload_on_sighup(runtime: Runtime) -> None:
+    """`kill -HUP <pid>` reloads the policy, as operators expect of a long-running server."""
+
+    def on_hup() -> None:
+        task = asyncio.get_running_loop().create_task(runtime.reload_policy())
+        # Retrieve the outcome so a refusal is not reported as a never-retrieved exception.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    except (NotImplementedError, RuntimeError, ValueError):
+        # Not the main thread (an app served inside tests): no signals to listen to.
+        log.info("SIGHUP policy reload not available in this thread")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -90,7 +113,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return openai_error(BadRequest(Reason.INVALID_REQUEST, "Invalid request."))
+        # Name the first bad field: `body.days: Input should be a valid integer`.
+        errors = exc.errors()
+        where = ""
+        if errors:
+            first = errors[0]
+            field = ".".join(str(part) for part in first.get("loc", ()))
+            where = f": {field[:100]}: {str(first.get('msg', ''))[:200]}"
+        return openai_error(BadRequest(Reason.INVALID_REQUEST, f"Invalid request{where}."))
+
+    @app.exception_handler(GatewayError)
+    async def _refused(request: Request, exc: GatewayError) -> Response:
+        # Raised by the admin and /orgs routes (the pipeline renders its own).
+        return openai_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -110,6 +145,3 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _is_storage_error(exc: Exception) -> bool:
     module = type(exc).__module__
     return module.startswith(("redis", "coredis", "limits")) or isinstance(exc, OSError)
-
-
-

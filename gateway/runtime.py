@@ -6,8 +6,10 @@ releases them in reverse order of the request path.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from gateway.admin.service import AdminService
 from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
 from gateway.forward.client import make_client
@@ -20,12 +22,14 @@ from gateway.issuer.tokens import TokenIssuer
 from gateway.limits.ratelimit import SubjectLimiter
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
-from gateway.policy.engine import PolicyEngine
 from gateway.policy.factory import make_engine as make_policy_engine
+from gateway.policy.service import PolicyReloadError, PolicyService
 from gateway.routing.catalog import Catalog
 from gateway.settings import Settings
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Runtime:
     identity: Identity
     trust: TrustResolver
     catalog: Catalog
-    policy: PolicyEngine
+    policy: PolicyService
     limits: SubjectLimiter
     upstream: Upstream
     audit: AuditWriter
@@ -41,8 +45,21 @@ class Runtime:
     store: RequestDb  # the request path's data access: for readiness and shutdown
     metrics: Metrics
     body_limit: int
+    admin: AdminService  # the admin API's own engine, proof checker and policy
+
+    async def reload_policy(self) -> str:
+        """Reload the policy; on refusal (PolicyReloadError) the old one keeps serving."""
+        try:
+            version = await self.policy.reload()
+        except PolicyReloadError as exc:
+            self.metrics.policy_reloads.labels("refused").inc()
+            log.error("%s; still serving policy %s", exc, self.policy.version)
+            raise
+        self.metrics.policy_reloads.labels("loaded").inc()
+        return version
 
     async def close(self) -> None:
+        await self.admin.close()
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
@@ -72,7 +89,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         replay=replay,
         dpop=identity.dpop,
     )
-    policy = make_policy_engine(settings, bundle)
+    policy = PolicyService(make_policy_engine(settings, bundle), policy_dir=settings.policy_dir)
     await policy.start()
     audit = AuditWriter(store)
     audit.start()
@@ -92,4 +109,5 @@ async def start_runtime(settings: Settings) -> Runtime:
         store=store,
         metrics=Metrics(),
         body_limit=settings.max_body_bytes,
+        admin=AdminService.from_settings(settings, tiers=tiers, policy=policy),
     )

@@ -113,6 +113,41 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 
 
+class VerificationSettings(BaseSettings):
+    """How domain proof is checked (gateway/trust/proof.py)."""
+
+    # Resolvers asked for the TXT record, as "ip:port"; every one must see the token, so
+    # that one resolver's stale or spoofed answer cannot pass a check on its own.
+    resolvers: list[str] = Field(default_factory=lambda: ["1.1.1.1:53", "8.8.8.8:53"])
+    dns_timeout_s: float = Field(5.0, gt=0, le=60)
+    https_timeout_s: float = Field(10.0, gt=0, le=60)
+    challenge_ttl_s: int = Field(72 * 3600, ge=60, le=30 * 86400)
+    # Tests only (dev mode): send the HTTPS check to this base URL, e.g. a loopback
+    # server, with the domain in the Host header. Refused outside dev mode.
+    https_base_override: str | None = None
+
+    @field_validator("resolvers")
+    @classmethod
+    def _ip_port(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one resolver as ip:port")
+        for entry in value:
+            parse_resolver(entry)
+        return value
+
+
+def parse_resolver(entry: str) -> tuple[str, int]:
+    """'192.0.2.1:53' or '[2001:db8::1]:53' → (ip, port); ValueError otherwise."""
+    import ipaddress
+
+    host, sep, port = entry.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"resolver {entry!r} must be ip:port")
+    ipaddress.ip_address(host)  # a resolver named by hostname would need a resolver
+    return host, int(port)
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start; passed into `create_app`, never read globally."""
 
@@ -163,6 +198,7 @@ class Settings(BaseSettings):
     # The interactive /docs page; /openapi.json is always served.
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
     # Injected into every upstream call; the caller's own credentials never are.
     upstream_api_key: SecretStr = SecretStr("")
 
@@ -212,6 +248,16 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be https outside dev mode (http is accepted on loopback only)")
         return value.rstrip("/")
+
+    @field_validator("verification")
+    @classmethod
+    def _no_override_in_production(
+        cls, value: VerificationSettings, info: ValidationInfo
+    ) -> VerificationSettings:
+        # Redirecting domain proof to another host would let anyone "prove" any domain.
+        if value.https_base_override and not info.data.get("dev_mode"):
+            raise ValueError("https_base_override is for tests; it needs dev_mode")
+        return value
 
     @field_validator("rate_limit", "token_endpoint_rate_limit")
     @classmethod

@@ -6,7 +6,7 @@ import data.tacgw.authz
 
 critical := {
 	"principal": {"sub": "c1", "scopes": ["models"], "pop": "bearer"},
-	"trust": {"tier": "critical", "org_status": "active"},
+	"trust": {"tier": "critical", "org_status": "verified"},
 	"model": {"name": "cyber", "tier_floor": "critical"},
 	"request": {"endpoint": "chat.completions"},
 }

@@ -35,9 +35,17 @@ class IssuedCredentials:
     client_secret: str  # shown once; only its hash is stored
 
 
-async def create_org(engine: AsyncEngine, *, name: str, status: str = "active") -> Organization:
+async def create_org(
+    engine: AsyncEngine,
+    *,
+    name: str,
+    status: str = "verified",
+    sector: str | None = None,
+    country: str | None = None,
+) -> Organization:
+    """Bootstrap an organization directly (no application, no proof): operators only."""
     async with AsyncSession(engine, expire_on_commit=False) as session:
-        org = Organization(name=name, status=status)
+        org = Organization(name=name, status=status, sector=sector, country=country)
         session.add(org)
         await session.commit()
         return org

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, client, keys, model, org, serve
+from gateway.cli import audit, client, grant, keys, model, org, serve
 from gateway.cli.output import run
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(serve.app)  # serve, migrate, demo: top-level commands
 app.add_typer(org.app, name="org")
+app.add_typer(grant.app, name="grant")
 app.add_typer(client.app, name="client")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admin import ops
-from gateway.cli.context import known_tier, with_engine
+from gateway.admin import catalog, ops
+from gateway.cli.context import By, actor, known_tier, with_engine
 from gateway.cli.output import JsonFlag, emit, emit_rows, fail
 
 app = typer.Typer(help="The model catalog.", no_args_is_help=True)
@@ -63,5 +63,27 @@ def list_(as_json: JsonFlag = False) -> None:
         ]
         columns = ["model", "tier_floor", "upstream", "upstream_model", "enabled"]
         emit_rows(rows, columns=columns, as_json=as_json)
+
+    with_engine(work)
+
+
+@app.command()
+def disable(name: str, by: By = "cli-admin", as_json: JsonFlag = False) -> None:
+    """Stop routing to a model (kept in the catalog; effective within catalog_ttl_s)."""
+
+    async def work(engine: AsyncEngine) -> None:
+        entry = await catalog.disable_model(engine, actor=actor(by), name=name)
+        emit({"model": entry.name, "enabled": entry.enabled}, as_json=as_json)
+
+    with_engine(work)
+
+
+@app.command()
+def remove(name: str, by: By = "cli-admin", as_json: JsonFlag = False) -> None:
+    """Remove a model from the catalog."""
+
+    async def work(engine: AsyncEngine) -> None:
+        await catalog.remove_model(engine, actor=actor(by), name=name)
+        emit({"model": name, "removed": True}, as_json=as_json)
 
     with_engine(work)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, Index, Text
+from sqlalchemy import Column, DateTime, Dialect, Index, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -47,11 +47,59 @@ def new_id() -> str:
 
 
 class Organization(SQLModel, table=True):
+    """An organization and where it stands in verification (see gateway/trust/lifecycle.py)."""
+
+    # A unique index, not a constraint: SQLite can add it without rebuilding the table.
+    __table_args__ = (Index("ix_organization_domain", "domain", unique=True),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
     name: str = Field(unique=True, max_length=200)
-    # pending → active (verified by an admin) → suspended; only active orgs may call models.
-    status: str = Field(default="pending", max_length=20)
+    # applied → verifying → verified, or rejected, suspended, revoked; only verified orgs
+    # hold anything above the lowest tier (gateway/trust/lifecycle.py).
+    status: str = Field(default="applied", max_length=20)
+    # The A-label (punycode) form, lower case, no trailing dot; None for orgs made before
+    # domain proof existed. Unique: one organization per domain.
+    domain: str | None = Field(default=None, max_length=253)
+    sector: str | None = Field(default=None, max_length=60)  # gateway/trust/sectors.py
+    country: str | None = Field(default=None, max_length=2)  # ISO 3166-1 alpha-2
+    # What the applicant offered as evidence (free text for the reviewing admin).
+    evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
+    applied_by: str | None = Field(default=None, max_length=200)
+    # Why the last reject/suspend/revoke happened, shown to the applicant and auditors.
+    status_reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # Optimistic concurrency: every change is `UPDATE ... WHERE version = :seen`.
+    version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Membership(SQLModel, table=True):
+    """A subject's place in an organization: `defender` (uses models) or `org_admin`."""
+
+    __table_args__ = (UniqueConstraint("org_id", "subject", name="uq_membership_org_subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organization.id", max_length=64)
+    subject: str = Field(index=True, max_length=200)
+    role: str = Field(max_length=20)
+    added_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class VerificationChallenge(SQLModel, table=True):
+    """One domain-proof attempt: the token to publish, and what the check found."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    method: str = Field(max_length=10)  # dns | https
+    token: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    checked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # None until checked; then passed | failed | error (resolver unreachable etc.)
+    result: str | None = Field(default=None, max_length=10)
+    # What the resolvers (or the web server) answered, verbatim and bounded: the proof.
+    evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 class Client(SQLModel, table=True):
@@ -61,6 +109,9 @@ class Client(SQLModel, table=True):
     org_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
     name: str = Field(max_length=200)
     secret_hash: str = Field(max_length=128)
+    # Space-separated roles its tokens carry (`admin`, `auditor`, `org_admin`); "" for a
+    # defender's client, which only calls models.
+    roles: str = Field(default="", max_length=200)
     # The client's public keys (a JWKS, JSON) for `private_key_jwt` (RFC 7523); None: the
     # client authenticates with its secret only.
     jwks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -69,7 +120,11 @@ class Client(SQLModel, table=True):
 
 
 class TrustGrant(SQLModel, table=True):
-    """A tier held by an organization (or by one subject in it), until expiry or revocation."""
+    """A tier held by an organization (or by one subject in it), until expiry or revocation.
+
+    Never deleted: a revoked grant keeps its row, so that "why was this allowed then" and
+    "why is it refused now" (`grant_revoked`, `grant_expired`) both have an answer.
+    """
 
     __table_args__ = (Index("ix_trustgrant_org_subject", "org_id", "subject"),)
 
@@ -80,6 +135,9 @@ class TrustGrant(SQLModel, table=True):
     tier: str = Field(max_length=40)
     granted_by: str = Field(max_length=200)
     evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # Why it was granted, and (once revoked) why it was revoked. Grants are never deleted.
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    revoke_reason: str = Field(default="", sa_column=Column(Text, nullable=False))
     granted_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -117,6 +175,8 @@ class AuditEvent(SQLModel, table=True):
     latency_ms: float
     request_hash: str | None = Field(default=None, max_length=64)
     token_id: str | None = Field(default=None, max_length=64)
+    # Admin actions only: JSON {actor, action, target, before, after}.
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class SigningKey(SQLModel, table=True):

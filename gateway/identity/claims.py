@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.errors import Unauthorized
 from gateway.identity.principal import Principal
 from gateway.identity.tokens import KeySource, TrustedIssuer
+from gateway.reasons import Reason
 from gateway.settings import ClaimMapping
 
 # Pinned for the gateway's own tokens, whatever else is configured (gateway/issuer/keys.py).
@@ -27,9 +29,17 @@ def own_principal(claims: Mapping[str, Any]) -> Principal:
         issuer=str(claims["iss"]),
         # Tokens minted before `acr` was added came from client secrets.
         auth_strength=str(claims.get("acr") or "client_secret"),
+        roles=_own_roles(claims.get("roles", [])),
         jkt=str(cnf["jkt"]) if isinstance(cnf, dict) and "jkt" in cnf else None,
         expires_at=int(claims["exp"]),
     )
+
+
+def _own_roles(raw: object) -> tuple[str, ...]:
+    # Signed, but still checked: a malformed claim must not become a role by accident.
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise Unauthorized(Reason.TOKEN_MALFORMED, "The token's roles claim is malformed.")
+    return tuple(raw)
 
 
 def claim(claims: Mapping[str, Any], path: str | None) -> Any:

@@ -20,6 +20,9 @@ class Principal:
     # gateway's tokens ("client_secret", "private_key_jwt"), or a federated token's `acr`.
     auth_strength: str = "client_secret"
     auth_time: int | None = None
+    # Roles the token claims (the gateway's own: `admin`, `auditor`, `org_admin`, which the
+    # admin API honours only while the client still holds them, gateway/api/admin_deps;
+    # a federated token's: mapped from the IdP's claim).
     roles: tuple[str, ...] = ()
     federated: bool = False
     # RFC 9449: the thumbprint of the DPoP key the token is bound to (`cnf.jkt`).

@@ -60,9 +60,7 @@ def _values(key: SigningKey, sealer: Sealer, now: datetime) -> dict[str, Any]:
     }
 
 
-async def ensure_signing_key(
-    engine: AsyncEngine, *, sealer: Sealer, legacy_file: Path
-) -> str:
+async def ensure_signing_key(engine: AsyncEngine, *, sealer: Sealer, legacy_file: Path) -> str:
     """The kid of a key that signs; on first start, import the install's key file (so its
     tokens keep verifying) or make a new key."""
     async with engine.begin() as conn:

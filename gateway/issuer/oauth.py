@@ -42,6 +42,7 @@ from gateway.issuer.keys import SigningKey
 from gateway.issuer.metadata import CLIENT_AUTH_METHODS, CLIENT_SIGNING_ALGS
 from gateway.issuer.secrets import verify_secret
 from gateway.issuer.tokens import TokenIssuer
+from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.standing import Standing
 
 SUPPORTED_SCOPES = ("models",)
@@ -69,8 +70,8 @@ class OAuthClient(ClientMixin):
         return method in _SECRET_METHODS and bool(self.standing.secret_hash)
 
     def check_grant_type(self, grant_type: str) -> bool:
-        # A client of a suspended or unverified organization gets no new tokens.
-        return grant_type == "client_credentials" and self.standing.org_status == "active"
+        # A client of a suspended, revoked or unverified organization gets no new tokens.
+        return grant_type == "client_credentials" and self.standing.org_status == OrgStatus.VERIFIED
 
     def get_allowed_scope(self, scope: str | None) -> str:
         if not scope:
@@ -312,6 +313,7 @@ class TokenServer(AuthorizationServer):
             scope=scope or "",
             auth_strength="private_key_jwt" if method == "private_key_jwt" else "client_secret",
             jkt=exchange.jkt,
+            roles=standing.roles,
         )
         return {
             "access_token": access_token,

@@ -48,6 +48,7 @@ from gateway.issuer.oauth import (
 from gateway.issuer.sealing import Sealer, SealError
 from gateway.issuer.tokens import TokenIssuer
 from gateway.reasons import Reason
+from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.standing import Standing, load_standing
 from gateway.trust.tiers import Tiers
 
@@ -256,7 +257,7 @@ class Issuer:
             standing is None
             or not standing.client_active
             or standing.token_revoked
-            or standing.org_status != "active"
+            or standing.org_status != OrgStatus.VERIFIED
             or standing.org_id != principal.org_id
         )
         claims = jwt.decode(token, options={"verify_signature": False})  # verified above

@@ -27,6 +27,7 @@ class TokenIssuer:
         scope: str,
         auth_strength: str = "client_secret",
         jkt: str | None = None,
+        roles: tuple[str, ...] = (),
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -44,6 +45,9 @@ class TokenIssuer:
             "exp": now + self.ttl_s,
             "jti": uuid.uuid4().hex,
         }
+        if roles:
+            # Administrative roles (admin, auditor, org_admin); a defender's token has none.
+            claims["roles"] = list(roles)
         if jkt is not None:
             claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6: bound to the caller's DPoP key
         # RFC 9068 §2.1: typ "at+jwt" tells an access token from an ID token.

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, or_, select
 
 from gateway.db.access import RequestDb
 from gateway.db.models import Organization, OrgIssuer, TrustGrant
+from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.tiers import Tiers
 
 _b, _o, _g = OrgIssuer.__table__.c, Organization.__table__.c, TrustGrant.__table__.c  # type: ignore[attr-defined]
@@ -69,4 +70,7 @@ async def load_federated_standing(
         status = org_status
         if tier is not None and tiers.rank(tier) > tiers.rank(best):
             best, expires = tier, tier_expires
+    if status != OrgStatus.VERIFIED:
+        # As for the organization's own clients: nothing above the lowest tier unverified.
+        best, expires = tiers.lowest, None
     return FederatedStanding(org_ids=org_ids, org_status=status, tier=best, tier_expires_at=expires)

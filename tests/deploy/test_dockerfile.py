@@ -136,6 +136,7 @@ def test_build_context_holds_the_package_and_no_secrets() -> None:
     admitted = set(context_files(repository_files()))
     assert {
         "pyproject.toml",
+        "setup.py",
         "gateway/cli/__init__.py",
         "policies/authz.rego",
         "policies/data.json",
@@ -163,9 +164,7 @@ def image_root() -> Iterator[Path]:
         pip += ["--no-deps", "--no-compile", "--target", str(site), str(context)]
         subprocess.run(pip, check=True, timeout=180)
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(site)], check=True)
-        app = root / "app"
-        app.mkdir()
-        (context / "policies").rename(app / "policies")
+        (root / "app").mkdir()  # WORKDIR: empty; the policies are package data
         volume, tmp = root / "var-lib-tacgw", root / "tmp"
         volume.mkdir(mode=0o700)
         tmp.mkdir(mode=0o1777)
@@ -241,7 +240,7 @@ def test_image_migrates_and_serves_on_a_read_only_root(
                 pytest.fail(f"gateway did not become healthy ({shlex.join(probe)}):\n{output}")
             time.sleep(0.3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
-            assert json.load(resp)["checks"] == {"database": True, "policy": True}
+            assert json.load(resp)["checks"] == {"database": True, "policy": True, "limits": True}
         # The signing key was created in the database in the volume, sealed with the KEK.
         with sqlite3.connect(image_root / "var-lib-tacgw" / "tacgw.db") as db:
             (sealed,) = db.execute("SELECT private_key FROM signingkey").fetchone()

@@ -49,7 +49,7 @@ class Stack:
         """The real `tac-gateway` CLI against the stack's PostgreSQL; its JSON output."""
         env = {**_clean_env(), "TACGW_DATABASE_URL": self.env["TACGW_DATABASE_URL"]}
         result = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", *args],
+            [sys.executable, "-m", "gateway.cli", *args, "--json"],
             env=env,
             capture_output=True,
             text=True,
@@ -162,7 +162,7 @@ def test_replicas_serve_and_a_revocation_reaches_both(stack: Stack) -> None:
     """Both replicas serve a critical model; revoking the grant in the shared database is
     refused by both on the very next request, with tokens issued before the revocation."""
     assert len(stack.gateways) == 2
-    stack.cli("org", "create", "Grid Defenders")
+    stack.cli("org", "create", "Grid Defenders", "--sector", "energy")
     grant = stack.cli("org", "grant", "Grid Defenders", "critical", "--evidence", "sector letter")
     creds = stack.cli("client", "create", "Grid Defenders")
     client_id, secret = str(creds["client_id"]), str(creds["client_secret"])
@@ -178,7 +178,7 @@ def test_replicas_serve_and_a_revocation_reaches_both(stack: Stack) -> None:
     for url in stack.gateways:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             _chat(stack, url, tokens[url])
-        assert denied.value.code == "tier_too_low", url
+        assert denied.value.code == "grant_revoked", url
 
 
 def runbook_sql(marker: str) -> str:
@@ -214,7 +214,7 @@ def test_runbook_suspension_reaches_both_replicas(stack: Stack) -> None:
     for url in stack.gateways:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             _chat(stack, url, tokens[url], model="general")
-        assert denied.value.code == "org_not_active", url
+        assert denied.value.code == "org_suspended", url
         refused = httpx.post(
             f"{url}/oauth/token",
             auth=(client_id, secret),
@@ -231,6 +231,7 @@ def test_replicas_share_the_stores(stack: Stack) -> None:
         assert reply.status_code == 200 and reply.json()["checks"] == {
             "database": True,
             "policy": True,
+            "limits": True,  # the stack's Redis
         }
     assert httpx.get(f"{stack.env['TACGW_STACK_OPA_URL']}/health", timeout=5).status_code == 200
     # Prometheus finds both replicas through the targets file the stack writes (file_sd).

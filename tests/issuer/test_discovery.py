@@ -75,7 +75,5 @@ def test_authlib_client_gets_a_token_through_discovery(gw: RunningGateway, metho
     with OAuth2Client(client_id, secret, token_endpoint_auth_method=method) as oauth:
         token = oauth.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
     assert token["token_type"] == "Bearer" and token["scope"] == "models"
-    sdk = openai.OpenAI(
-        base_url=f"{gw.base_url}/v1", api_key=token["access_token"], max_retries=0
-    )
+    sdk = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=token["access_token"], max_retries=0)
     assert {m.id for m in sdk.models.list()} == {"general", "general-tac"}

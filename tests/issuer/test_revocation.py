@@ -146,6 +146,6 @@ def test_revoking_the_client_or_suspending_the_org_kills_its_tokens_at_once(
         headers={"Authorization": f"Bearer {verified}"},
         json={"model": "general", "messages": [{"role": "user", "content": "hi"}]},
     )
-    assert suspended.status_code == 403 and _code(suspended) == Reason.ORG_NOT_ACTIVE
+    assert suspended.status_code == 403 and _code(suspended) == Reason.ORG_SUSPENDED
     for token in (critical, verified):
         assert _post(gw, "introspect", {"token": token}, "public").json() == {"active": False}

@@ -11,7 +11,7 @@ import rego.v1
 reasons contains "dpop_required" if {
 	dpop_required_for_model
 	tier_sufficient
-	org_active
+	org_verified
 	not proof_of_possession
 }
 

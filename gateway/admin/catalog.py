@@ -1,0 +1,67 @@
+"""The model catalog as admin operations: list, disable (kept, not routed), remove."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import SQLModel
+
+from gateway.admin.actor import Actor
+from gateway.admin.auditlog import record_admin_event, snapshot
+from gateway.admin.store import MODEL, write
+from gateway.errors import NotFound
+from gateway.reasons import Reason
+
+
+class ModelPublic(SQLModel):
+    name: str
+    upstream_url: str
+    upstream_model: str
+    tier_floor: str
+    enabled: bool
+
+
+async def list_models(engine: AsyncEngine) -> list[ModelPublic]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(MODEL).order_by(MODEL.c.name))).mappings().all()
+    return [ModelPublic.model_validate(dict(r)) for r in rows]
+
+
+async def disable_model(engine: AsyncEngine, *, actor: Actor, name: str) -> ModelPublic:
+    """Stop routing to it (within the catalog's refresh interval); the entry is kept."""
+    async with write(engine) as conn:
+        before = await _row(conn, name)
+        await conn.execute(update(MODEL).where(MODEL.c.name == name).values(enabled=False))
+        after = await _row(conn, name)
+        await record_admin_event(
+            conn,
+            actor=actor,
+            action="model.disable",
+            target={"model": name},
+            before=snapshot(before),
+            after=snapshot(after),
+        )
+    return ModelPublic.model_validate(after)
+
+
+async def remove_model(engine: AsyncEngine, *, actor: Actor, name: str) -> None:
+    async with write(engine) as conn:
+        before = await _row(conn, name)
+        await conn.execute(delete(MODEL).where(MODEL.c.name == name))
+        await record_admin_event(
+            conn,
+            actor=actor,
+            action="model.remove",
+            target={"model": name},
+            before=snapshot(before),
+            after=None,
+        )
+
+
+async def _row(conn: AsyncConnection, name: str) -> dict[str, Any]:
+    row = (await conn.execute(select(MODEL).where(MODEL.c.name == name))).mappings().first()
+    if row is None:
+        raise NotFound(Reason.MODEL_NOT_FOUND, f"No model named {name[:200]!r}.")
+    return dict(row)
