@@ -249,6 +249,21 @@ class Settings(BaseSettings):
             raise ValueError("must be https outside dev mode (http is accepted on loopback only)")
         return value.rstrip("/")
 
+    @field_validator("federated_issuers")
+    @classmethod
+    def _https_idps(
+        cls, value: list[FederatedIssuer], info: ValidationInfo
+    ) -> list[FederatedIssuer]:
+        # An IdP's keys fetched over plain http could be swapped in transit: every token
+        # it "signs" would verify. Loopback (tests, a sidecar) and dev mode excepted.
+        if info.data.get("dev_mode"):
+            return value
+        for idp in value:
+            for url in (idp.issuer, idp.discovery_url, idp.jwks_uri):
+                if url and urlsplit(url).scheme.lower() != "https" and not _is_loopback(url):
+                    raise ValueError(f"{url} must be https outside dev mode")
+        return value
+
     @field_validator("verification")
     @classmethod
     def _no_override_in_production(

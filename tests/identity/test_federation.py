@@ -16,9 +16,11 @@ import jwt
 import openai
 import pytest
 from cryptography.hazmat.primitives import serialization
+from pydantic import ValidationError
 
 from gateway.admin import ops
 from gateway.reasons import Reason
+from gateway.settings import Settings
 from tests.support.gateway import GatewayFactory, RunningGateway
 from tests.support.oidc_provider import OidcProvider
 
@@ -255,3 +257,24 @@ def test_idp_outage_cached_keys_then_fail_closed(
             time.sleep(0.3)
     finally:
         idp.stop()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"jwks_uri": "http://idp.example/jwks"}, "must be https"),
+        ({"jwks_uri": "https://idp.example/jwks", "algorithms": ["HS256"]}, "asymmetric"),
+        ({}, "exactly one of discovery_url and jwks_uri"),
+        (
+            {"jwks_uri": "https://idp.example/jwks", "discovery_url": "https://idp.example/d"},
+            "exactly one",
+        ),
+    ],
+)
+def test_unsafe_idp_settings_are_refused_at_start(entry: dict[str, Any], message: str) -> None:
+    """Keys over plain http, a shared-secret algorithm, an ambiguous key source: refused."""
+    base = {"issuer": "https://idp.example", "audience": AUDIENCE}
+    with pytest.raises(ValidationError, match=message):
+        Settings(federated_issuers=[base | entry])
+    https = {"jwks_uri": "https://idp.example/jwks"}
+    assert Settings(federated_issuers=[base | https]).federated_issuers[0].algorithms == ["RS256"]
