@@ -28,7 +28,11 @@ def check_reference(ref: str) -> str:
         return ref
     if kind == "file" and rest.startswith("/"):
         return ref
-    raise ValueError(f"credential must be env:VARIABLE or file:/absolute/path; got {ref[:40]!r}")
+    # The value is not echoed: an operator who pasted the key itself must not see it
+    # printed back (terminal scrollback, CI logs).
+    raise ValueError(
+        "credential must be a reference, env:VARIABLE or file:/absolute/path, never the key"
+    )
 
 
 def resolve(ref: str) -> str:

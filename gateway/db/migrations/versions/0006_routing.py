@@ -36,6 +36,21 @@ def _target_name(url: str) -> str:
 
 
 def upgrade() -> None:
+    # Read the old upstreams first, and change modelentry before any table references it:
+    # SQLite's batch mode rebuilds the table, which its foreign-key check would refuse.
+    conn = op.get_bind()
+    # Typed columns, so that SQLite's stored text comes back as a datetime.
+    entry = sa.table(
+        "modelentry",
+        sa.column("name", sa.String),
+        sa.column("upstream_url", sa.String),
+        sa.column("upstream_model", sa.String),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    rows = conn.execute(sa.select(entry)).all()
+    with op.batch_alter_table("modelentry", schema=None) as batch_op:
+        batch_op.drop_column("upstream_url")
+        batch_op.drop_column("upstream_model")
     target = op.create_table(
         "upstreamtarget",
         sa.Column("model", _S(length=200), nullable=False),
@@ -52,10 +67,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("model", "name", name="uq_upstreamtarget_model_name"),
     )
-    conn = op.get_bind()
-    rows = conn.execute(
-        sa.text("SELECT name, upstream_url, upstream_model, created_at FROM modelentry")
-    ).all()
     if rows:
         op.bulk_insert(
             target,
@@ -74,9 +85,6 @@ def upgrade() -> None:
                 for r in rows
             ],
         )
-    with op.batch_alter_table("modelentry", schema=None) as batch_op:
-        batch_op.drop_column("upstream_url")
-        batch_op.drop_column("upstream_model")
     with op.batch_alter_table("auditevent", schema=None) as batch_op:
         batch_op.add_column(sa.Column("upstream_target", _S(length=100), nullable=True))
         batch_op.add_column(sa.Column("upstream_tries", sa.Integer(), nullable=True))
@@ -86,26 +94,26 @@ def downgrade() -> None:
     with op.batch_alter_table("auditevent", schema=None) as batch_op:
         batch_op.drop_column("upstream_tries")
         batch_op.drop_column("upstream_target")
+    conn = op.get_bind()
+    # Each model's first target (lowest id); only one upstream per model before this.
+    first: dict[str, tuple[str, str]] = {}
+    for r in conn.execute(
+        sa.text("SELECT model, url, upstream_model FROM upstreamtarget ORDER BY model, id")
+    ).all():
+        first.setdefault(r.model, (r.url, r.upstream_model))
+    op.drop_table("upstreamtarget")  # before modelentry is rebuilt (see upgrade)
     # Nullable while they are filled in, then required again as before.
     with op.batch_alter_table("modelentry", schema=None) as batch_op:
         batch_op.add_column(sa.Column("upstream_url", _S(length=500), nullable=True))
         batch_op.add_column(sa.Column("upstream_model", _S(length=200), nullable=True))
-    conn = op.get_bind()
-    first = conn.execute(
-        sa.text("SELECT model, url, upstream_model FROM upstreamtarget ORDER BY model, id")
-    ).all()
-    seen: set[str] = set()
-    for r in first:
-        if r.model in seen:
-            continue  # only one upstream per model before this revision: keep the first
-        seen.add(r.model)
+    for model, (url, upstream_model) in first.items():
         conn.execute(
             sa.text(
                 "UPDATE modelentry SET upstream_url = :url, upstream_model = :um WHERE name = :m"
             ),
-            {"url": r.url, "um": r.upstream_model, "m": r.model},
+            {"url": url, "um": upstream_model, "m": model},
         )
-    # A model without any target gets an empty URL, as the old CLI would refuse to make.
+    # A model without any target gets an empty URL (every call to it failed anyway).
     conn.execute(
         sa.text(
             "UPDATE modelentry SET upstream_url = '', upstream_model = name "
@@ -115,4 +123,3 @@ def downgrade() -> None:
     with op.batch_alter_table("modelentry", schema=None) as batch_op:
         batch_op.alter_column("upstream_url", existing_type=_S(length=500), nullable=False)
         batch_op.alter_column("upstream_model", existing_type=_S(length=200), nullable=False)
-    op.drop_table("upstreamtarget")
