@@ -135,9 +135,7 @@ def redirect_app(location: str, status: int = 307) -> Starlette:
         _count(request)
         return RedirectResponse(location + request.url.path.removeprefix("/v1"), status)
 
-    return _counting(
-        Starlette(routes=[Route("/v1/{rest:path}", answer, methods=["POST", "GET"])])
-    )
+    return _counting(Starlette(routes=[Route("/v1/{rest:path}", answer, methods=["POST", "GET"])]))
 
 
 def metric(gw: RunningGateway, name: str, **labels: str) -> float | None:

@@ -13,8 +13,12 @@ RULES = Rules(failures_to_down=2, backoff_s=60.0, backoff_max_s=600.0)
 
 def target(name: str, weight: int = 1, model: str = "m") -> Target:
     return Target(
-        model=model, name=name, url=f"http://{name}:8000/v1", upstream_model=model,
-        weight=weight, headers={},
+        model=model,
+        name=name,
+        url=f"http://{name}:8000/v1",
+        upstream_model=model,
+        weight=weight,
+        headers={},
     )
 
 
@@ -99,7 +103,11 @@ def test_state_survives_a_reload_and_forgets_removed_targets() -> None:
     assert [s.target.name for s in b.states()] == ["b"]
     # A target whose URL changed is a new target, with a clean record.
     moved = Target(
-        model="m", name="b", url="http://elsewhere:8000/v1", upstream_model="m", weight=1,
+        model="m",
+        name="b",
+        url="http://elsewhere:8000/v1",
+        upstream_model="m",
+        weight=1,
         headers={},
     )
     old_b = next(iter(b.states()))
