@@ -191,15 +191,22 @@ class Upstream:
             extensions=self._timeout,
         )
         meter.requests.inc()
+        # One watcher for the whole exchange (sending, and reading a whole body).
+        return await unless_disconnected(
+            disconnected, lambda: self._exchange(state, meter, route, request, stream)
+        )
+
+    async def _exchange(
+        self, state: TargetState, meter: Meter, route: Route, request: httpx.Request, stream: bool
+    ) -> bytes | UpstreamStream:
+        target = state.target
         state.in_flight += 1
         handed_over = False  # True once a stream owns the in-flight count
         started = time.perf_counter()
         try:
             try:
                 # Always streamed in: a whole body is then read within the size bound.
-                response = await unless_disconnected(
-                    disconnected, lambda: self._client.send(request, stream=True)
-                )
+                response = await self._client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the model: safe to try again, even on this target.
                 self._failed(state, meter, "connect", exc)
@@ -235,7 +242,7 @@ class Upstream:
             self._balancer.succeeded(state)  # it answered: 2xx, or a 4xx about the request
             renamed = route.name if target.upstream_model != route.name else None
             if status >= 400:
-                refusal = await self._read(response, meter, disconnected)
+                refusal = await self._read(response, meter)
                 raise UpstreamRefused(status, rename_json(refusal, route.name))
             if stream:
                 answer = UpstreamStream(
@@ -246,7 +253,7 @@ class Upstream:
                 )
                 handed_over = True
                 return answer
-            whole = await self._read(response, meter, disconnected)
+            whole = await self._read(response, meter)
             return rename_json(whole, route.name) if renamed else whole
         finally:
             if not handed_over:
@@ -271,13 +278,10 @@ class Upstream:
             raise _Retryable(error, again=False)
         raise error
 
-    async def _read(
-        self, response: httpx.Response, meter: Meter, disconnected: Callable[[], Awaitable[None]]
-    ) -> bytes:
+    async def _read(self, response: httpx.Response, meter: Meter) -> bytes:
         """The whole body, decoded, refused once it exceeds `max_response_bytes`."""
         limit = self._max_bytes
-
-        async def read() -> bytes:
+        try:
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > limit:
                 raise _too_large(meter)
@@ -288,9 +292,6 @@ class Upstream:
                     raise _too_large(meter)
                 parts.append(chunk)
             return b"".join(parts)
-
-        try:
-            return await unless_disconnected(disconnected, read)
         except httpx.TimeoutException as exc:
             # After the headers: the model ran, so no retry; the caller gets a 504.
             meter.error("timeout").inc()
