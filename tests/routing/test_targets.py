@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.routing import credentials
 from gateway.routing.targets import (
@@ -14,6 +15,7 @@ from gateway.routing.targets import (
     default_target_name,
     host_allowed,
 )
+from gateway.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -112,3 +114,17 @@ def test_malformed_references(ref: str) -> None:
     with pytest.raises(ValueError) as caught:
         credentials.check_reference(ref)
     assert "sk-live" not in str(caught.value)
+
+
+def test_health_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nested settings: TACGW_UPSTREAM__HEALTH__* and the host allow-list as JSON."""
+    monkeypatch.setenv("TACGW_UPSTREAM__HEALTH__ACTIVE_INTERVAL_S", "2.5")
+    monkeypatch.setenv("TACGW_UPSTREAM__HEALTH__FAILURES_TO_DOWN", "1")
+    monkeypatch.setenv("TACGW_UPSTREAM__ALLOWED_HOSTS", '["vllm-a", " *.Models.Internal "]')
+    up = Settings().upstream
+    assert (up.health.active_interval_s, up.health.failures_to_down) == (2.5, 1)
+    assert up.allowed_hosts == ["vllm-a", "*.models.internal"]
+    assert up.health.active_path == "/models" and up.max_response_bytes == 64 * 1024 * 1024
+    monkeypatch.setenv("TACGW_UPSTREAM__HEALTH__ACTIVE_PATH", "http://elsewhere/models")
+    with pytest.raises(ValidationError, match="active_path"):
+        Settings()
