@@ -14,7 +14,8 @@ from gateway.forward.client import make_client
 from gateway.forward.upstream import Upstream
 from gateway.identity.tokens import TokenVerifier
 from gateway.issuer.service import Issuer
-from gateway.limits.ratelimit import SubjectLimiter
+from gateway.limits.limiter import Limiter
+from gateway.limits.quota import Quotas
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
 from gateway.policy.engine import PolicyEngine
@@ -23,6 +24,8 @@ from gateway.routing.catalog import Catalog
 from gateway.settings import Settings
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+from gateway.usage.book import UsageBook
+from gateway.usage.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,10 @@ class Runtime:
     trust: TrustResolver
     catalog: Catalog
     policy: PolicyEngine
-    limits: SubjectLimiter
+    limits: Limiter
     upstream: Upstream
+    usage: UsageBook
+    tokenizer: Tokenizer
     audit: AuditWriter
     issuer: Issuer
     store: RequestDb  # the request path's data access: for readiness and shutdown
@@ -40,6 +45,7 @@ class Runtime:
     body_limit: int
 
     async def close(self) -> None:
+        await self.usage.close()
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
@@ -55,6 +61,19 @@ async def start_runtime(settings: Settings) -> Runtime:
     await policy.start()
     audit = AuditWriter(store)
     audit.start()
+    metrics = Metrics()
+    limits = Limiter(
+        rate=settings.rate_limit,
+        storage_uri=settings.rate_limit_storage,
+        quotas=Quotas.from_config(
+            policy_data=bundle.data, overrides=settings.tier_limits, tiers=bundle.tiers
+        ),
+        in_flight_ttl_s=settings.in_flight_ttl_s,
+        metrics=metrics,
+    )
+    limits.check_in_flight_support(bundle.tiers)
+    usage = UsageBook(store, flush_s=settings.usage_flush_s, metrics=metrics)
+    usage.start()
     return Runtime(
         identity=TokenVerifier(
             jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
@@ -62,15 +81,17 @@ async def start_runtime(settings: Settings) -> Runtime:
         trust=TrustResolver(store, tiers),
         catalog=Catalog(store, ttl_s=settings.catalog_ttl_s),
         policy=policy,
-        limits=SubjectLimiter(rate=settings.rate_limit, storage_uri=settings.rate_limit_storage),
+        limits=limits,
         upstream=Upstream(
             make_client(settings.upstream),
             api_key=settings.upstream_api_key.get_secret_value(),
             retries=settings.upstream.retries_before_first_byte,
         ),
+        usage=usage,
+        tokenizer=Tokenizer(),
         audit=audit,
         issuer=issuer,
         store=store,
-        metrics=Metrics(),
+        metrics=metrics,
         body_limit=settings.max_body_bytes,
     )

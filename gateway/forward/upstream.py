@@ -16,6 +16,7 @@ from gateway.policy.decision import Obligations
 from gateway.reasons import Reason
 from gateway.routing.catalog import Route
 from gateway.routing.endpoints import Endpoint
+from gateway.usage.meter import UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,13 @@ class UpstreamRefused(Exception):
 def prepare_body(
     body: dict[str, Any], *, route: Route, endpoint: Endpoint, obligations: Obligations
 ) -> bytes:
-    """The caller's body with the upstream's model name and the policy's token cap applied."""
+    """The caller's body with the upstream's model name and the policy's token cap applied;
+    a stream asks for its usage (the caller sees that event only if it asked too)."""
     out = {**body, "model": route.upstream_model}
+    if adds_stream_usage(body, endpoint):
+        options = body.get("stream_options")
+        out["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                 "include_usage": True}  # fmt: skip
     present = [f for f in endpoint.cap_fields if out.get(f) is not None]
     for name in present:
         value = out[name]
@@ -48,6 +54,23 @@ def prepare_body(
         if not present and endpoint.inject_cap:
             out[endpoint.inject_cap] = cap
     return orjson.dumps(out)
+
+
+def adds_stream_usage(body: dict[str, Any], endpoint: Endpoint) -> bool:
+    """True when the gateway asks for a stream's usage event that the caller did not."""
+    if not (endpoint.stream_usage_option and body.get("stream") is True):
+        return False
+    options = body.get("stream_options")
+    return not (isinstance(options, dict) and options.get("include_usage") is True)
+
+
+def output_bound(body: dict[str, Any], *, endpoint: Endpoint, obligations: Obligations) -> int:
+    """The most output tokens the upstream will be allowed (0: no bound is known)."""
+    asked = [v for f in endpoint.cap_fields if isinstance(v := body.get(f), int) and v > 0]
+    cap = obligations.max_tokens
+    if asked:
+        return min(min(asked), cap) if cap else min(asked)
+    return cap if cap and endpoint.inject_cap else 0
 
 
 class Upstream:
@@ -76,6 +99,7 @@ class Upstream:
         stream: bool,
         request_id: str,
         disconnected: Callable[[], Awaitable[None]],
+        meter: UsageMeter | None = None,
     ) -> bytes | UpstreamStream:
         """The upstream's answer with the model renamed: the whole body, or its stream."""
         request = httpx.Request(
@@ -99,7 +123,7 @@ class Upstream:
             log.warning("upstream %s answered %s", route.name, response.status_code)
             raise UpstreamError(Reason.UPSTREAM_ERROR, "The model server failed to answer.")
         if stream:
-            return UpstreamStream(response, rename_to=renamed)
+            return UpstreamStream(response, rename_to=renamed, meter=meter)
         return rename_json(response.content, route.name) if renamed else response.content
 
     async def aclose(self) -> None:
