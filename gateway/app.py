@@ -14,7 +14,7 @@ from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.api import health, oauth, v1, v1_schema
+from gateway.api import health, oauth, usage, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.reasons import Reason
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
+    app.include_router(usage.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
@@ -91,6 +92,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         return openai_error(BadRequest(Reason.INVALID_REQUEST, "Invalid request."))
 
+    @app.exception_handler(GatewayError)
+    async def _refused(request: Request, exc: GatewayError) -> Response:
+        # Raised by the admin and /orgs routes (the pipeline renders its own).
+        return openai_error(exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # slowapi reaches the rate-limit storage before the token route runs; if that store
@@ -109,6 +115,3 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _is_storage_error(exc: Exception) -> bool:
     module = type(exc).__module__
     return module.startswith(("redis", "coredis", "limits")) or isinstance(exc, OSError)
-
-
-

@@ -49,6 +49,9 @@ class Reason(StrEnum):
     TOKENS_EXHAUSTED = "tokens_exhausted"
     BUDGET_EXHAUSTED = "budget_exhausted"
     TOO_MANY_IN_FLIGHT = "too_many_in_flight"
+    # admin API: reading usage (the trust branch defines the same member for its admin
+    # API; keep one definition when both are merged)
+    ADMIN_ROLE_REQUIRED = "admin_role_required"
     # forward
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_TIMEOUT = "upstream_timeout"
