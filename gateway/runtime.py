@@ -70,8 +70,8 @@ async def start_runtime(settings: Settings) -> Runtime:
         ),
         in_flight_ttl_s=settings.in_flight_ttl_s,
         metrics=metrics,
+        tiers=bundle.tiers,
     )
-    limits.check_in_flight_support(bundle.tiers)
     usage = UsageBook(store, flush_s=settings.usage_flush_s, metrics=metrics)
     usage.start()
     return Runtime(

@@ -95,6 +95,7 @@ class Limiter:
         quotas: Quotas,
         in_flight_ttl_s: float,
         metrics: Metrics,
+        tiers: list[str],
     ) -> None:
         self._items: list[RateLimitItem] = parse_many(rate)
         storage = storage_from_string(_async_uri(storage_uri))
@@ -106,10 +107,11 @@ class Limiter:
         self._quotas = quotas
         self._metrics = metrics
         self._last_open_log = 0.0
-
-    def check_in_flight_support(self, tiers: list[str]) -> None:
-        if self._leases is None and any(self._quotas.tier(t).in_flight for t in tiers):
+        if self._leases is None and any(quotas.tier(t).in_flight for t in tiers):
             raise ValueError("in-flight limits need memory:// or redis:// limits storage")
+        # A replica whose every tier fails open still serves when the storage is down:
+        # it stays ready, or an orchestrator would take every replica out at once.
+        self._serves_when_down = all(quotas.tier(t).fail_open for t in tiers)
 
     async def hit(self, subject: str, *, tier: str | None = None) -> None:
         """The per-subject request rate (`rate_limit`), for every /v1 call."""
@@ -225,9 +227,9 @@ class Limiter:
 
     async def ready(self) -> bool:
         try:
-            return await self._windows.check()
+            return await self._windows.check() or self._serves_when_down
         except Exception:
-            return False
+            return self._serves_when_down
 
 
 _NO_LIMITS = Quota()
