@@ -10,10 +10,14 @@ worker thread the first time a count is needed, never at start and never on the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 ENCODING = "o200k_base"
+_CHARS_PER_TOKEN = 4  # the fallback's rule of thumb, should the tokenizer fail to load
 
 
 class Tokenizer:
@@ -25,13 +29,22 @@ class Tokenizer:
     def _load(self) -> Any:
         with self._lock:
             if self._encoding is None:
-                import bpe_openai  # deferred: native code most deployments never need
+                try:
+                    import bpe_openai  # deferred: native code most deployments never need
 
-                self._encoding = bpe_openai.get_encoding(self._name)
+                    self._encoding = bpe_openai.get_encoding(self._name)
+                except Exception as exc:  # e.g. no wheel for this platform
+                    log.error("tokenizer unavailable (%s); estimating 4 characters a token", exc)
+                    self._encoding = False
         return self._encoding
 
     def count_sync(self, text: str) -> int:
-        return len(self._load().encode_ordinary(text)) if text else 0
+        if not text:
+            return 0
+        encoding = self._load()
+        if encoding is False:
+            return -(-len(text) // _CHARS_PER_TOKEN)
+        return len(encoding.encode_ordinary(text))
 
     async def count(self, *texts: str) -> tuple[int, ...]:
         """Token counts of `texts`, in a worker thread (long texts take milliseconds)."""
