@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # TAC Gateway image: one image for the gateway (`serve`, the default) and for the schema
 # migration Job (`docker run IMAGE migrate`). Built in two stages so that the runtime image
-# holds the virtualenv and the policies, not pip's build tree.
+# holds the virtualenv (with the policies as package data), not pip's build tree.
 #
 #   docker build -t tac-gateway:0.1.0 .
 #   docker run --read-only --tmpfs /tmp -v tacgw:/var/lib/tacgw -p 8080:8080 tac-gateway:0.1.0
@@ -21,9 +21,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 RUN python -m venv /opt/tacgw
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml setup.py ./
 COPY gateway ./gateway
-# A regular (not editable) install: the runtime stage copies the venv alone.
+COPY policies ./policies
+# A regular (not editable) install: the runtime stage copies the venv alone. The policies
+# go in as package data (gateway.policies), the default policy_dir of an installed gateway.
 RUN /opt/tacgw/bin/pip install --no-compile . \
     && /opt/tacgw/bin/python -m compileall -q -j 0 /opt/tacgw/lib
 
@@ -37,12 +39,10 @@ RUN groupadd --system --gid 10001 tacgw \
     && install -d -o tacgw -g tacgw -m 0700 /var/lib/tacgw
 
 COPY --from=build /opt/tacgw /opt/tacgw
-COPY policies/ /app/policies/
 
 ENV PATH=/opt/tacgw/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    TACGW_POLICY_DIR=/app/policies \
     TACGW_SIGNING_KEY_FILE=/var/lib/tacgw/signing-key.pem \
     TACGW_DATABASE_URL=sqlite:////var/lib/tacgw/tacgw.db
 

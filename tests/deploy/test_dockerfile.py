@@ -133,7 +133,13 @@ def test_writable_paths_are_declared_volumes(dockerfile: DockerfileParser) -> No
 def test_build_context_holds_the_package_and_no_secrets() -> None:
     """`.dockerignore` admits the package and policies, and keeps var/, tests and venvs out."""
     admitted = set(context_files(repository_files()))
-    assert {"pyproject.toml", "gateway/cli.py", "policies/authz.rego", "policies/data.json"} <= (
+    assert {
+        "pyproject.toml",
+        "setup.py",
+        "gateway/cli/__init__.py",
+        "policies/authz.rego",
+        "policies/data.json",
+    } <= (
         admitted
     )
     assert not [p for p in admitted if p.startswith(("tests/", "var/", ".venv/", ".git/"))]
@@ -159,9 +165,7 @@ def image_root() -> Iterator[Path]:
         pip += ["--no-deps", "--no-compile", "--target", str(site), str(context)]
         subprocess.run(pip, check=True, timeout=180)
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(site)], check=True)
-        app = root / "app"
-        app.mkdir()
-        (context / "policies").rename(app / "policies")
+        (root / "app").mkdir()  # WORKDIR: empty; the policies are package data
         volume, tmp = root / "var-lib-tacgw", root / "tmp"
         volume.mkdir(mode=0o700)
         tmp.mkdir(mode=0o1777)
@@ -235,7 +239,7 @@ def test_image_migrates_and_serves_on_a_read_only_root(
                 pytest.fail(f"gateway did not become healthy ({shlex.join(probe)}):\n{output}")
             time.sleep(0.3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
-            assert json.load(resp)["checks"] == {"database": True, "policy": True}
+            assert json.load(resp)["checks"] == {"database": True, "policy": True, "limits": True}
         # The signing key was created where the image says: in the volume, private.
         key = image_root / "var-lib-tacgw" / "signing-key.pem"
         assert key.is_file() and (key.stat().st_mode & 0o077) == 0

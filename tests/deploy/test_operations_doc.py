@@ -7,7 +7,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from gateway.identity.keys import load_or_create
+from gateway.issuer.keys import load_or_create
 from tests.support.services import REPO_ROOT
 
 RUNBOOK = REPO_ROOT / "docs" / "operations.md"

@@ -48,7 +48,7 @@ class Stack:
         """The real `tac-gateway` CLI against the stack's PostgreSQL; its JSON output."""
         env = {**_clean_env(), "TACGW_DATABASE_URL": self.env["TACGW_DATABASE_URL"]}
         result = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", *args],
+            [sys.executable, "-m", "gateway.cli", *args, "--json"],
             env=env,
             capture_output=True,
             text=True,
@@ -216,6 +216,7 @@ def test_replicas_share_the_stores(stack: Stack) -> None:
         assert reply.status_code == 200 and reply.json()["checks"] == {
             "database": True,
             "policy": True,
+            "limits": True,  # the stack's Redis
         }
     assert httpx.get(f"{stack.env['TACGW_STACK_OPA_URL']}/health", timeout=5).status_code == 200
     # Prometheus finds both replicas through the targets file the stack writes (file_sd).
