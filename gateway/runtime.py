@@ -23,7 +23,8 @@ from gateway.identity.stage import Identity, start_identity
 from gateway.issuer.keystore import prepare_signing_keys, sealer_for
 from gateway.issuer.service import Issuer
 from gateway.issuer.tokens import TokenIssuer
-from gateway.limits.ratelimit import SubjectLimiter
+from gateway.limits.limiter import Limiter
+from gateway.limits.quota import Quotas
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
 from gateway.policy.factory import make_engine as make_policy_engine
@@ -35,6 +36,8 @@ from gateway.routing.health import Rules
 from gateway.settings import Settings
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+from gateway.usage.book import UsageBook
+from gateway.usage.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,10 @@ class Runtime:
     trust: TrustResolver
     catalog: Catalog
     policy: PolicyService
-    limits: SubjectLimiter
+    limits: Limiter
     upstream: Upstream
+    usage: UsageBook
+    tokenizer: Tokenizer
     audit: AuditWriter
     issuer: Issuer
     store: RequestDb  # the request path's data access: for readiness and shutdown
@@ -69,6 +74,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.admin.close()
+        await self.usage.close()
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
@@ -106,13 +112,27 @@ async def start_runtime(settings: Settings) -> Runtime:
     upstream, catalog = _routing(settings, store, metrics)
     await _first_load(catalog)
     upstream.start()
+    limits = Limiter(
+        rate=settings.rate_limit,
+        storage_uri=settings.rate_limit_storage,
+        quotas=Quotas.from_config(
+            policy_data=bundle.data, overrides=settings.tier_limits, tiers=bundle.tiers
+        ),
+        in_flight_ttl_s=settings.in_flight_ttl_s,
+        metrics=metrics,
+        tiers=bundle.tiers,
+    )
+    usage = UsageBook(store, flush_s=settings.usage_flush_s, metrics=metrics)
+    usage.start()
     return Runtime(
         identity=identity,
         trust=TrustResolver(store, tiers),
         catalog=catalog,
         policy=policy,
-        limits=SubjectLimiter(rate=settings.rate_limit, storage_uri=settings.rate_limit_storage),
+        limits=limits,
         upstream=upstream,
+        usage=usage,
+        tokenizer=Tokenizer(),
         audit=audit,
         issuer=issuer,
         store=store,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, client, grant, keys, model, org, serve
+from gateway.cli import audit, client, grant, keys, model, org, serve, usage
 from gateway.cli.output import run
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(client.app, name="client")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
+app.add_typer(usage.app, name="usage")
 
 
 def main(argv: list[str] | None = None) -> None:

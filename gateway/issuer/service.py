@@ -277,7 +277,7 @@ class Issuer:
                 await self._store.write(insert(_REVOKED), [row])
             # Entries of expired tokens prove nothing any more: the verifier refuses them.
             cutoff = datetime.fromtimestamp(now.timestamp() - LEEWAY_S, UTC)
-            await self._store.write(delete(_REVOKED).where(_REVOKED.c.exp < cutoff), [])
+            await self._store.write(delete(_REVOKED).where(_REVOKED.c.exp < cutoff), [{}])
         except (SQLAlchemyError, OSError) as exc:
             log.error("revocation write failed: %s", type(exc).__name__)
             raise _Refusal(

@@ -2,7 +2,7 @@
 client JWKS for private_key_jwt
 
 Revision ID: 0005_identity
-Revises: 0006_routing
+Revises: 0007_limits
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0005_identity"
-down_revision: str | None = "0006_routing"
+down_revision: str | None = "0007_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
