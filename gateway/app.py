@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,8 +20,9 @@ from starlette.responses import Response
 from gateway.api import admin, health, oauth, orgs, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
+from gateway.policy.service import PolicyReloadError
 from gateway.reasons import Reason
-from gateway.runtime import start_runtime
+from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,11 +36,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = await start_runtime(settings)
+        app.state.runtime = runtime = await start_runtime(settings)
+        _reload_on_sighup(runtime)
         try:
             yield
         finally:
-            await app.state.runtime.close()
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            await runtime.close()
 
     docs = "/docs" if settings.api_docs else None
     app = FastAPI(
@@ -61,6 +68,33 @@ def create_app(settings: Settings) -> FastAPI:
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
+
+
+async def reload_policy(runtime: Runtime) -> str:
+    """Reload the policy; on refusal the old one keeps serving. Returns the version in use."""
+    try:
+        version = await runtime.policy.reload()
+    except PolicyReloadError as exc:
+        runtime.metrics.policy_reloads.labels("refused").inc()
+        log.error("%s; still serving policy %s", exc, runtime.policy.version)
+        raise
+    runtime.metrics.policy_reloads.labels("loaded").inc()
+    return version
+
+
+def _reload_on_sighup(runtime: Runtime) -> None:
+    """`kill -HUP <pid>` reloads the policy, as operators expect of a long-running server."""
+
+    def on_hup() -> None:
+        task = asyncio.get_running_loop().create_task(reload_policy(runtime))
+        # Retrieve the outcome so a refusal is not reported as a never-retrieved exception.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    except (NotImplementedError, RuntimeError, ValueError):
+        # Not the main thread (an app served inside tests): no signals to listen to.
+        log.info("SIGHUP policy reload not available in this thread")
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -18,8 +18,8 @@ from gateway.issuer.service import Issuer
 from gateway.limits.ratelimit import SubjectLimiter
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
-from gateway.policy.engine import PolicyEngine
 from gateway.policy.factory import make_engine as make_policy_engine
+from gateway.policy.service import PolicyService
 from gateway.routing.catalog import Catalog
 from gateway.settings import Settings
 from gateway.trust.resolve import TrustResolver
@@ -31,7 +31,7 @@ class Runtime:
     identity: TokenVerifier
     trust: TrustResolver
     catalog: Catalog
-    policy: PolicyEngine
+    policy: PolicyService
     limits: SubjectLimiter
     upstream: Upstream
     audit: AuditWriter
@@ -54,7 +54,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     tiers = Tiers(bundle.tiers)
     store = make_request_db(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     issuer = Issuer.from_settings(settings, store=store, tiers=tiers)
-    policy = make_policy_engine(settings, bundle)
+    policy = PolicyService(make_policy_engine(settings, bundle), policy_dir=settings.policy_dir)
     await policy.start()
     audit = AuditWriter(store)
     audit.start()

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     config_file: Path | None = None
 
     database_url: str = "sqlite+aiosqlite:///./var/tacgw.db"
+    # `serve` migrates first on a laptop; replicas set it false and migrate once (a Job).
+    migrate_on_start: bool = True
     # Audit rows are synced to disk before a response starts; FULL makes that true on SQLite.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 

@@ -110,3 +110,9 @@ test_max_tokens_cap_per_tier if {
 test_prompts_not_kept_by_default if {
 	not authz.decision.obligations.keep_prompt with input as base
 }
+
+test_prompts_kept_only_for_listed_tiers if {
+	critical := object.union(base, {"trust": {"tier": "critical", "org_status": "active"}})
+	authz.decision.obligations.keep_prompt with input as critical with data.tacgw.keep_prompt_tiers as ["critical"]
+	not authz.decision.obligations.keep_prompt with input as base with data.tacgw.keep_prompt_tiers as ["critical"]
+}

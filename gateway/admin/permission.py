@@ -7,7 +7,7 @@ the policy's first reason; an engine that cannot decide raises `Unavailable` (fa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,8 +15,14 @@ from gateway.admin.actor import Actor
 from gateway.admin.members import memberships_of
 from gateway.errors import Forbidden, Unavailable
 from gateway.policy.decision import AdminDecision
-from gateway.policy.engine import PolicyEngine
 from gateway.reasons import Reason
+
+
+class AdminPolicy(Protocol):
+    """Whatever answers the admin policy: an engine, or the reloadable policy service."""
+
+    async def decide_admin(self, doc: dict[str, Any]) -> AdminDecision: ...
+
 
 _MESSAGES: dict[str, str] = {
     Reason.ADMIN_ROLE_REQUIRED: "This needs the admin role.",
@@ -29,7 +35,7 @@ _MESSAGES: dict[str, str] = {
 
 
 async def decide(
-    policy: PolicyEngine,
+    policy: AdminPolicy,
     engine: AsyncEngine,
     *,
     actor: Actor,
@@ -46,7 +52,7 @@ async def decide(
 
 
 async def require(
-    policy: PolicyEngine,
+    policy: AdminPolicy,
     engine: AsyncEngine,
     *,
     actor: Actor,

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.permission import AdminPolicy
 from gateway.db.engine import make_engine
-from gateway.policy.engine import PolicyEngine
 from gateway.settings import Settings
 from gateway.trust.proof import ProofChecker
 from gateway.trust.tiers import Tiers
@@ -22,11 +22,11 @@ class AdminService:
     tiers: Tiers
     checker: ProofChecker
     challenge_ttl: timedelta
-    policy: PolicyEngine
+    policy: AdminPolicy  # the reloadable policy service: a reload applies here too
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, tiers: Tiers, policy: PolicyEngine
+        cls, settings: Settings, *, tiers: Tiers, policy: AdminPolicy
     ) -> AdminService:
         return cls(
             engine=make_engine(

@@ -22,7 +22,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Port = 8080,
 ) -> None:
-    """Run the gateway (migrates the database first)."""
+    """Run the gateway (migrates the database first, unless migrate_on_start is off)."""
     # Imported here: `tac-gateway --help` and the admin commands need not load the app.
     from gateway.app import create_app
     from gateway.db.migrate import upgrade
@@ -30,7 +30,9 @@ def serve(
 
     settings = Settings()
     require_free_port(host, port)
-    upgrade(settings.database_url)
+    # The chart migrates once in a hook Job; replicas set TACGW_MIGRATE_ON_START=false.
+    if settings.migrate_on_start:
+        upgrade(settings.database_url)
     app_ = create_app(settings)
     print(startup_line(settings, host=host, port=port), flush=True)
     run_server(app_, host=host, port=port)

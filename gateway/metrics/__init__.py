@@ -29,6 +29,12 @@ class Metrics:
             ["engine", "reason"],
             registry=self.registry,
         )
+        self.policy_reloads = Counter(
+            "tacgw_policy_reloads",
+            "Policy reloads by result (a refused policy leaves the old one serving).",
+            ["result"],
+            registry=self.registry,
+        )
         self.audit_failures = Counter(
             "tacgw_audit_failures",
             "Audit writes that failed (request refused).",

@@ -42,12 +42,18 @@ def load_bundle(directory: Path) -> PolicyBundle:
     if not modules:
         raise FileNotFoundError(f"no Rego modules in {directory}")
     data_file = directory / "data.json"
-    data_text = data_file.read_text() if data_file.exists() else "{}"
+    data = json.loads(data_file.read_text()) if data_file.exists() else {}
+    return PolicyBundle(modules=modules, data=data, version=bundle_version(modules, data))
+
+
+def bundle_version(modules: dict[str, str], data: Any) -> str:
+    """The version names exactly the policy text and data that decide; audit rows carry it.
+
+    Computed from file names (not paths), module text and canonical JSON data, so that an
+    OPA server that loaded the same files yields the same version (`opa.py`).
+    """
     digest = hashlib.sha256()
-    for name, text in modules.items():
-        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-    digest.update(data_text.encode())
-    # The version names exactly the policy text and data that decided; audit rows carry it.
-    return PolicyBundle(
-        modules=modules, data=json.loads(data_text), version=digest.hexdigest()[:16]
-    )
+    for name in sorted(modules):
+        digest.update(name.encode() + b"\0" + modules[name].encode() + b"\0")
+    digest.update(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()[:16]
