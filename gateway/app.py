@@ -20,7 +20,6 @@ from starlette.responses import Response
 from gateway.api import admin, health, oauth, orgs, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
-from gateway.policy.service import PolicyReloadError
 from gateway.reasons import Reason
 from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
@@ -70,23 +69,11 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def reload_policy(runtime: Runtime) -> str:
-    """Reload the policy; on refusal the old one keeps serving. Returns the version in use."""
-    try:
-        version = await runtime.policy.reload()
-    except PolicyReloadError as exc:
-        runtime.metrics.policy_reloads.labels("refused").inc()
-        log.error("%s; still serving policy %s", exc, runtime.policy.version)
-        raise
-    runtime.metrics.policy_reloads.labels("loaded").inc()
-    return version
-
-
 def _reload_on_sighup(runtime: Runtime) -> None:
     """`kill -HUP <pid>` reloads the policy, as operators expect of a long-running server."""
 
     def on_hup() -> None:
-        task = asyncio.get_running_loop().create_task(reload_policy(runtime))
+        task = asyncio.get_running_loop().create_task(runtime.reload_policy())
         # Retrieve the outcome so a refusal is not reported as a never-retrieved exception.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 

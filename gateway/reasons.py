@@ -41,6 +41,7 @@ class Reason(StrEnum):
     SCOPE_MISSING = "scope_missing"
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
+    POLICY_REFUSED = "policy_refused"  # a reload refused: the policy in use keeps serving
     # limits
     RATE_LIMITED = "rate_limited"
     LIMITS_UNAVAILABLE = "limits_unavailable"
@@ -49,6 +50,10 @@ class Reason(StrEnum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     CLIENT_CLOSED = "client_closed"
+    # routing to upstream targets (failover, upstream safety)
+    MODEL_UNAVAILABLE = "model_unavailable"  # no healthy, usable target for the model
+    UPSTREAM_REDIRECT = "upstream_redirect"  # a 3xx from an upstream: never followed
+    UPSTREAM_TOO_LARGE = "upstream_too_large"  # answer over upstream.max_response_bytes
     # audit
     AUDIT_UNAVAILABLE = "audit_unavailable"
     # the token endpoint (RFC 6749 §5.2 error codes; `invalid_request` is shared above)

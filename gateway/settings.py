@@ -12,7 +12,7 @@ import limits.aio.storage  # registers the async storages' schemes
 import limits.storage
 import yaml
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,14 +33,49 @@ def packaged_policies() -> Path:
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "demo-upstream-key"})
 
 
+class HealthSettings(BaseModel):
+    """When an upstream target is taken out of rotation, and how it comes back."""
+
+    # Passive: this many consecutive failures (connect error, timeout before the answer,
+    # 5xx) take a target out for a back-off that doubles at each new ejection, up to the cap.
+    failures_to_down: int = Field(3, ge=1, le=100)
+    backoff_s: float = Field(5.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    # Active: a GET of `active_path` below each target's URL every `active_interval_s`
+    # seconds (0: off). Only a 2xx counts as healthy.
+    active_interval_s: float = Field(0.0, ge=0)
+    active_path: str = "/models"
+    active_timeout_s: float = Field(2.0, gt=0)
+
+    @field_validator("active_path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        # Appended to the target's base URL: an absolute URL here would leave the target.
+        if not value.startswith("/") or "://" in value or value.startswith("//"):
+            raise ValueError("must be a path starting with '/', e.g. /models")
+        return value
+
+
 class UpstreamSettings(BaseSettings):
     """How the gateway talks to model servers."""
 
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(120.0, gt=0)
     pool_size: int = Field(100, ge=1)
+    # The per-request budget of further tries before the first byte (failover included).
     retries_before_first_byte: int = Field(1, ge=0, le=5)
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Empty: any host. Otherwise a target's host must be listed ("*.example.com" matches
+    # subdomains); a target outside the list is refused by the CLI and skipped at load.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # An upstream answer larger than this (whole body, or a stream's total) is cut off.
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return [h.strip().lower().rstrip(".") for h in value if h.strip()]
 
 
 class VerificationSettings(BaseSettings):
@@ -116,7 +151,8 @@ class Settings(BaseSettings):
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
-    # Injected into every upstream call; the caller's own credentials never are.
+    # The upstream bearer for targets without a credential of their own (see
+    # docs/operators.md); the caller's own credentials never reach an upstream.
     upstream_api_key: SecretStr = SecretStr("")
 
     @field_validator("database_url")

@@ -31,6 +31,7 @@ tier_actions := {"org.approve", "org.reinstate", "grant.create"}
 admin_only := {
 	"org.approve", "org.reject", "org.suspend", "org.reinstate", "org.revoke",
 	"grant.create", "grant.revoke", "model.disable", "model.remove",
+	"policy.reload",
 }
 
 known := ((reads | org_admin_actions) | admin_only) | {"org.apply"}

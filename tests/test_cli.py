@@ -76,7 +76,7 @@ def test_admin_bootstrap(tmp_path: Path) -> None:
     assert [c["client_id"] for c in clients] == [creds["client_id"]]
     assert "client_secret" not in clients[0]
     models = json.loads(run_cli(["model", "list", "--json"], env, tmp_path))
-    assert models[0]["model"] == "cyber" and models[0]["upstream"] == "http://127.0.0.1:9/v1"
+    assert models[0]["model"] == "cyber" and models[0]["targets"] == ["127.0.0.1:9=1"]
     # And for people: a table with a header row.
     table = run_cli(["org", "list"], env, tmp_path).splitlines()
     assert table[0].split() == ["name", "status", "tiers", "domain", "sector", "org_id"]

@@ -11,22 +11,31 @@ from sqlmodel import SQLModel
 from gateway.admin.actor import Actor
 from gateway.admin.auditlog import record_admin_event, snapshot
 from gateway.admin.store import MODEL, write
+from gateway.db.models import UpstreamTarget
 from gateway.errors import NotFound
 from gateway.reasons import Reason
+
+_TARGET = UpstreamTarget.__table__  # type: ignore[attr-defined]
 
 
 class ModelPublic(SQLModel):
     name: str
-    upstream_url: str
-    upstream_model: str
     tier_floor: str
     enabled: bool
+    targets: list[str] = []  # names of its upstream targets (`model target list` for more)
 
 
 async def list_models(engine: AsyncEngine) -> list[ModelPublic]:
     async with engine.connect() as conn:
         rows = (await conn.execute(select(MODEL).order_by(MODEL.c.name))).mappings().all()
-    return [ModelPublic.model_validate(dict(r)) for r in rows]
+        names = (await conn.execute(select(_TARGET.c.model, _TARGET.c.name))).all()
+    targets: dict[str, list[str]] = {}
+    for model, name in names:
+        targets.setdefault(model, []).append(name)
+    return [
+        ModelPublic.model_validate({**dict(r), "targets": sorted(targets.get(r["name"], []))})
+        for r in rows
+    ]
 
 
 async def disable_model(engine: AsyncEngine, *, actor: Actor, name: str) -> ModelPublic:
@@ -49,6 +58,8 @@ async def disable_model(engine: AsyncEngine, *, actor: Actor, name: str) -> Mode
 async def remove_model(engine: AsyncEngine, *, actor: Actor, name: str) -> None:
     async with write(engine) as conn:
         before = await _row(conn, name)
+        # Its targets go with it (they reference it); screening reports stay as history.
+        await conn.execute(delete(_TARGET).where(_TARGET.c.model == name))
         await conn.execute(delete(MODEL).where(MODEL.c.name == name))
         await record_admin_event(
             conn,

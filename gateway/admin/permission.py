@@ -7,7 +7,7 @@ the policy's first reason; an engine that cannot decide raises `Unavailable` (fa
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,14 +15,8 @@ from gateway.admin.actor import Actor
 from gateway.admin.members import memberships_of
 from gateway.errors import Forbidden, Unavailable
 from gateway.policy.decision import AdminDecision
+from gateway.policy.service import PolicyService
 from gateway.reasons import Reason
-
-
-class AdminPolicy(Protocol):
-    """Whatever answers the admin policy: an engine, or the reloadable policy service."""
-
-    async def decide_admin(self, doc: dict[str, Any]) -> AdminDecision: ...
-
 
 _MESSAGES: dict[str, str] = {
     Reason.ADMIN_ROLE_REQUIRED: "This needs the admin role.",
@@ -35,7 +29,7 @@ _MESSAGES: dict[str, str] = {
 
 
 async def decide(
-    policy: AdminPolicy,
+    policy: PolicyService,
     engine: AsyncEngine,
     *,
     actor: Actor,
@@ -52,7 +46,7 @@ async def decide(
 
 
 async def require(
-    policy: AdminPolicy,
+    policy: PolicyService,
     engine: AsyncEngine,
     *,
     actor: Actor,

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admin.permission import AdminPolicy
 from gateway.db.engine import make_engine
+from gateway.policy.service import PolicyService
 from gateway.settings import Settings
 from gateway.trust.proof import ProofChecker
 from gateway.trust.tiers import Tiers
@@ -22,11 +22,11 @@ class AdminService:
     tiers: Tiers
     checker: ProofChecker
     challenge_ttl: timedelta
-    policy: AdminPolicy  # the reloadable policy service: a reload applies here too
+    policy: PolicyService
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, tiers: Tiers, policy: AdminPolicy
+        cls, settings: Settings, *, tiers: Tiers, policy: PolicyService
     ) -> AdminService:
         return cls(
             engine=make_engine(

@@ -11,9 +11,11 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
 
 from gateway.admin import catalog, clients, detail, grants, members, orgs
 from gateway.admin.actor import Actor
+from gateway.admin.auditlog import record_admin_event
 from gateway.admin.catalog import ModelPublic
 from gateway.admin.schemas import (
     Approval,
@@ -34,6 +36,9 @@ from gateway.admin.schemas import (
 from gateway.api.admin_deps import Permit
 from gateway.api.admin_schema import refusals
 from gateway.api.deps import RuntimeDep
+from gateway.errors import BadRequest
+from gateway.policy.service import PolicyReloadError
+from gateway.reasons import Reason
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=refusals())
 
@@ -279,3 +284,35 @@ async def remove_model(
 ) -> Response:
     await catalog.remove_model(rt.admin.engine, actor=actor, name=name)
     return Response(status_code=204)
+
+
+# policy ------------------------------------------------------------------------------------
+
+
+class PolicyReloaded(BaseModel):
+    previous_version: str
+    version: str
+
+
+@router.post("/policy/reload", response_model=PolicyReloaded)
+async def reload_policy(
+    rt: RuntimeDep, actor: Annotated[Actor, Permit("policy.reload")]
+) -> PolicyReloaded:
+    """Reload the policy directory (as SIGHUP does); a broken policy is refused with 400
+    `policy_refused` and the one in use keeps serving."""
+    previous = rt.policy.version
+    try:
+        version = await rt.reload_policy()
+    except PolicyReloadError as exc:
+        raise BadRequest(Reason.POLICY_REFUSED, str(exc)[:500]) from None
+    async with rt.admin.engine.begin() as conn:
+        await record_admin_event(
+            conn,
+            actor=actor,
+            action="policy.reload",
+            target={},
+            before={"policy_version": previous},
+            after={"policy_version": version},
+            policy_version=version,
+        )
+    return PolicyReloaded(previous_version=previous, version=version)

@@ -141,14 +141,47 @@ class TrustGrant(SQLModel, table=True):
 
 
 class ModelEntry(SQLModel, table=True):
-    """A model the gateway serves: which upstream, under which name, from which tier up."""
+    """A model the gateway serves, from which tier up; its upstreams are `UpstreamTarget`s."""
 
     name: str = Field(primary_key=True, max_length=200)
-    upstream_url: str = Field(max_length=500)
-    # The model name the upstream knows; callers only ever see `name`.
-    upstream_model: str = Field(max_length=200)
     tier_floor: str = Field(max_length=40)
     enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class UpstreamTargetBase(SQLModel):
+    """One upstream serving a catalog model: where, under which name, with what weight."""
+
+    model: str = Field(foreign_key="modelentry.name", max_length=200)
+    name: str = Field(max_length=100)  # unique per model; names the target in audit and metrics
+    url: str = Field(max_length=500)  # base URL of an OpenAI-compatible server (…/v1)
+    # The model name the upstream knows; callers only ever see the catalog's name.
+    upstream_model: str = Field(max_length=200)
+    # Share of the model's traffic; 0 makes a fallback used only when no weighted target can.
+    weight: int = Field(default=1, ge=0, le=1000)
+    # A reference to the upstream's API key (`env:NAME` or `file:/path`), resolved by the
+    # gateway when it loads the catalog; the key itself is never stored. None: the global
+    # `upstream_api_key`.
+    credential: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+
+
+class UpstreamTargetCreate(UpstreamTargetBase):
+    # Extra request headers for this upstream (not secrets: those go in `credential`).
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class UpstreamTargetPublic(UpstreamTargetBase):
+    id: int
+    headers: dict[str, str]
+
+
+class UpstreamTarget(UpstreamTargetBase, table=True):
+    __table_args__ = (UniqueConstraint("model", "name", name="uq_upstreamtarget_model_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # A JSON object of extra request headers.
+    headers: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -174,3 +207,7 @@ class AuditEvent(SQLModel, table=True):
     token_id: str | None = Field(default=None, max_length=64)
     # Admin actions only: JSON {actor, action, target, before, after}.
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The upstream target that gave the answer (or the last one tried), and how many tries
+    # the request took; None when the request never reached the forward stage.
+    upstream_target: str | None = Field(default=None, max_length=100)
+    upstream_tries: int | None = None

@@ -44,7 +44,6 @@ class PolicyService:
         return await self._engine.decide(doc)
 
     async def decide_admin(self, doc: dict[str, Any]) -> AdminDecision:
-        """The admin policy's decision, from the engine in use now (reloads included)."""
         return await self._engine.decide_admin(doc)
 
     async def ready(self) -> bool:
