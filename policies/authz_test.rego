@@ -116,3 +116,15 @@ test_prompts_kept_only_for_listed_tiers if {
 	authz.decision.obligations.keep_prompt with input as critical with data.tacgw.keep_prompt_tiers as ["critical"]
 	not authz.decision.obligations.keep_prompt with input as base with data.tacgw.keep_prompt_tiers as ["critical"]
 }
+
+test_no_model_limits_by_default if {
+	authz.decision.obligations.limits == {} with input as base
+}
+
+test_model_limits_from_data if {
+	cyber := object.union(base, {"model": {"name": "cyber", "tier_floor": "public"}})
+	models := {"cyber": {"tokens_per_minute": 1000}}
+	d := authz.decision with input as cyber with data.tacgw.limits.models as models
+	d.obligations.limits == {"tokens_per_minute": 1000}
+	authz.decision.obligations.limits == {} with input as base with data.tacgw.limits.models as models
+}
