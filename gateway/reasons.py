@@ -42,6 +42,9 @@ class Reason(StrEnum):
     SCOPE_MISSING = "scope_missing"
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
+    # screening (issue 8): the model has no current report, or it fails the caller's tier
+    MODEL_NOT_SCREENED = "model_not_screened"
+    MODEL_FAILED_SCREENING = "model_failed_screening"
     # limits
     RATE_LIMITED = "rate_limited"
     LIMITS_UNAVAILABLE = "limits_unavailable"
