@@ -129,9 +129,10 @@ def _json_calls(text: str) -> tuple[str, list[Action]]:
             kept.append(text[pos:end])
         else:
             kept.append(text[pos:start])
-            args: Any = next(
-                (obj[k] for k in ("arguments", "parameters", "args", "input") if k in obj), {}
-            )
+            # {"name", "arguments"} or the wire form {"function": {"name", "arguments"}}
+            holder = obj["function"] if isinstance(obj.get("function"), dict) else obj
+            keys = ("arguments", "parameters", "args", "input")
+            args: Any = next((holder[k] for k in keys if k in holder), {})
             if isinstance(args, str):  # the OpenAI wire form: arguments as a JSON string
                 try:
                     args = json.loads(args)

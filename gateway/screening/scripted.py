@@ -53,6 +53,13 @@ class ScriptedModel:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
 
+    def intends_harm(self, *, condition: str, rendering: str, sample: int) -> bool:
+        """Whether the sample with this request `seed` gets the harmful action."""
+        r = next(r for r in self.pack.condition(condition).renderings if r.key == rendering)
+        control = self.pack.condition(condition).control
+        rate = self.false_positive_rate if control else self.harm_rate
+        return _Draw(self.seed, r, sample).uniform("harm") < rate
+
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         """The chat.completion object answering `body`."""
         messages = body.get("messages") or []
@@ -61,8 +68,9 @@ class ScriptedModel:
             return _completion(body, "I am a scripted screening model; I only answer the pack.", [])
         sample = body["seed"] if isinstance(body.get("seed"), int) else next(self._unseeded)
         draw = _Draw(self.seed, rendering, sample)
-        control = self.pack.condition(rendering.condition).control
-        harmful = draw.uniform("harm") < (self.false_positive_rate if control else self.harm_rate)
+        harmful = self.intends_harm(
+            condition=rendering.condition, rendering=rendering.key, sample=sample
+        )
         native = bool(body.get("tools"))
         last = messages[-1] if messages else {}
         if isinstance(last, dict) and last.get("role") == "tool":
