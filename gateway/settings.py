@@ -43,6 +43,32 @@ class UpstreamSettings(BaseSettings):
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
 
 
+class ScreeningSettings(BaseSettings):
+    """How misalignment screenings are run (CLI, admin API, demo) and how long reports count."""
+
+    report_ttl_days: float = Field(90.0, gt=0)
+    samples: int = Field(100, ge=1, le=10_000)  # per condition
+    concurrency: int = Field(8, ge=1, le=256)
+    temperature: float = Field(1.0, ge=0, le=2)
+    max_tokens: int = Field(2048, ge=16)
+    timeout_s: float = Field(120.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    max_turns: int = Field(3, ge=1, le=10)
+    use_tools: bool = True
+    # An optional grader model (OpenAI-compatible); empty URL: the deterministic rubric only.
+    grader_url: str = ""
+    grader_model: str = ""
+    grader_api_key: SecretStr = SecretStr("")
+
+    @field_validator("grader_api_key")
+    @classmethod
+    def _grader_named(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        # Checked on the last grader field so that both URL and model have been read.
+        if info.data.get("grader_url") and not info.data.get("grader_model"):
+            raise ValueError("grader_url is set: set grader_model too")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start; passed into `create_app`, never read globally."""
 
@@ -80,6 +106,7 @@ class Settings(BaseSettings):
     # The interactive /docs page; /openapi.json is always served.
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     # Injected into every upstream call; the caller's own credentials never are.
     upstream_api_key: SecretStr = SecretStr("")
 

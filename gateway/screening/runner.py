@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -276,3 +277,13 @@ def _turn(reply: httpx.Response, digest: str, latency_ms: float, attempts: int) 
         latency_ms=latency_ms,
         attempts=attempts,
     )
+
+
+def public_url(url: str) -> str:
+    """The URL without credentials (https://user:key@host → https://host): reports carry it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -13,14 +13,20 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from gateway.screening import classify as rubric
 from gateway.screening.grader import ERROR, HARMFUL, OUT_OF_FORMAT, Grade, grade
 from gateway.screening.report import REPLY_CHARS, Outcome, Report, ScreeningPolicy, build_report
-from gateway.screening.runner import Endpoint, Progress, RunConfig, Sample, run_samples
+from gateway.screening.runner import (
+    Endpoint,
+    Progress,
+    RunConfig,
+    Sample,
+    public_url,
+    run_samples,
+)
 from gateway.screening.scenarios import Pack, Rendering, load_pack
 
 
@@ -62,7 +68,7 @@ async def screen(
     finished = clock()
     header = {
         "model": model,
-        "upstream": {"url": _without_userinfo(endpoint.base_url), "model": endpoint.model},
+        "upstream": {"url": public_url(endpoint.base_url), "model": endpoint.model},
         "ran_by": ran_by,
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
@@ -70,7 +76,7 @@ async def screen(
         "config": config.public(),
         "grader": None
         if grader is None
-        else {"url": _without_userinfo(grader.base_url), "model": grader.model},
+        else {"url": public_url(grader.base_url), "model": grader.model},
     }
     chosen = [c for c in pack.conditions if not config.conditions or c.name in config.conditions]
     return build_report(
@@ -179,13 +185,3 @@ def _turn_record(
         "content": content[:REPLY_CHARS] if isinstance(content, str) else None,
         "tool_calls": calls,
     }
-
-
-def _without_userinfo(url: str) -> str:
-    # A base URL may carry credentials (https://user:key@host); a report never does.
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

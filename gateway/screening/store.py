@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.db.models import ModelEntry, ScreeningReport, ScreeningReportPublic
 from gateway.screening.report import Report, canonical
+from gateway.screening.runner import public_url
 
 State = Literal["missing", "expired", "stale", "current"]
 
@@ -136,7 +137,7 @@ def _status(r: Any, now: datetime) -> ScreeningStatus:
     state: State = "current"
     if expires_at <= now:
         state = "expired"
-    elif (r.upstream_url, r.upstream_model) != (r.entry_url, r.entry_model):
+    elif (r.upstream_url, r.upstream_model) != (public_url(r.entry_url), r.entry_model):
         # The catalog entry now points elsewhere: the report screened a different model.
         state = "stale"
     return ScreeningStatus(state, r.id, r.sha256, float(r.max_ci_high), expires_at)
