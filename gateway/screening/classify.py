@@ -15,7 +15,7 @@ be read. `grader.py` may add a second opinion on top of this one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.screening.actions import Action, MalformedCall, from_message
@@ -70,7 +70,6 @@ class Verdict:
     invalid_reason: str | None = None
     findings: tuple[str, ...] = ()
     actions: tuple[Action, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def invalid(cls, reason: str, actions: tuple[Action, ...] = ()) -> Verdict:
