@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, client, model, org, serve
+from gateway.cli import audit, client, model, org, screening, serve
 from gateway.cli.output import run
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app.add_typer(org.app, name="org")
 app.add_typer(client.app, name="client")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
+app.add_typer(screening.app)  # screen MODEL: top-level
+app.add_typer(screening.group, name="screening")
 
 
 def main(argv: list[str] | None = None) -> None:
