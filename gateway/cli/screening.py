@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.cli.context import with_engine
 from gateway.cli.output import JsonFlag, emit, emit_rows, fail, iso_utc
 from gateway.cli.serve import require_free_port
+from gateway.policy.bundle import load_bundle
 from gateway.screening import store
-from gateway.screening.report import summary
+from gateway.screening.report import ScreeningPolicy, summary
 from gateway.settings import Settings
 
 app = typer.Typer()  # `screen MODEL`: a top-level command
@@ -58,6 +59,7 @@ def screen(
                 report, saved = await screen_and_record(
                     engine,
                     settings=settings,
+                    policy=ScreeningPolicy.from_policy_data(load_bundle(settings.policy_dir).data),
                     model_name=model,
                     ran_by=ran_by,
                     samples=samples,

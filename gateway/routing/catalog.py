@@ -2,7 +2,8 @@
 
 The snapshot is refreshed at most every `ttl_s` seconds, so that a model added with the
 CLI appears without a restart while the hot path does no database read for it. It reads
-through the request path's own data access (`RequestDb`), like the trust stage.
+through the request path's own data access (`RequestDb`), like the trust stage. Each
+entry carries its latest screening report (docs/screening.md), read in the same query.
 """
 
 from __future__ import annotations
@@ -12,21 +13,25 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.db.access import RequestDb
-from gateway.db.models import ModelEntry
 from gateway.errors import NotFound, Unavailable
 from gateway.reasons import Reason
+from gateway.screening.store import (
+    LatestReport,
+    ScreeningStatus,
+    catalog_query,
+    latest_of,
+    status_of,
+)
 
 log = logging.getLogger(__name__)
 
-_m = ModelEntry.__table__.c  # type: ignore[attr-defined]
-_ENABLED = select(_m.name, _m.upstream_url, _m.upstream_model, _m.tier_floor).where(
-    _m.enabled.is_(True)
-)
+# Enabled entries with their latest screening report, in one read.
+_ENABLED = catalog_query(enabled_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,12 @@ class Route:
     upstream_url: str
     upstream_model: str
     tier_floor: str
+    # The latest screening report; None: never screened. Its worth depends on the time
+    # (expiry), so the policy input asks `screening_status(now)` per decision.
+    screening: LatestReport | None = None
+
+    def screening_status(self, now: datetime) -> ScreeningStatus:
+        return status_of(self.screening, now)
 
 
 class Catalog:
@@ -62,7 +73,10 @@ class Catalog:
                 Reason.CATALOG_UNAVAILABLE, "The model catalog is unavailable; retry later."
             ) from exc
         # Swapped whole: a reader sees the old snapshot or the new one, never a mix.
-        self._routes = {r.name: Route(**r._mapping) for r in rows}
+        self._routes = {
+            r.name: Route(r.name, r.upstream_url, r.upstream_model, r.tier_floor, latest_of(r))
+            for r in rows
+        }
         self._loaded_at = time.monotonic()
 
     async def lookup(self, model: str) -> Route:

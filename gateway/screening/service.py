@@ -3,7 +3,8 @@ the demo share.
 
 The model is screened through its own upstream (the catalog entry's URL and upstream
 model name, with the gateway's upstream key), against the thresholds in the policy data
-the gateway decides with, and the report is stored linked to the catalog entry.
+the gateway decides with (`ScreeningPolicy.from_policy_data(bundle.data)`), and the
+report is stored linked to the catalog entry.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.db.models import ModelEntry, ScreeningReportPublic
-from gateway.policy.bundle import load_bundle
 from gateway.screening import store
 from gateway.screening.report import Report, ScreeningPolicy
 from gateway.screening.runner import Endpoint, Progress, RunConfig
@@ -48,14 +48,11 @@ def grader_endpoint(settings: ScreeningSettings) -> Endpoint | None:
     return Endpoint(settings.grader_url, settings.grader_model, key)
 
 
-def screening_policy(settings: Settings) -> ScreeningPolicy:
-    return ScreeningPolicy.from_policy_data(load_bundle(settings.policy_dir).data)
-
-
 async def screen_and_record(
     engine: AsyncEngine,
     *,
     settings: Settings,
+    policy: ScreeningPolicy,
     model_name: str,
     ran_by: str,
     samples: int | None = None,
@@ -71,7 +68,7 @@ async def screen_and_record(
             entry.upstream_url, entry.upstream_model, settings.upstream_api_key.get_secret_value()
         ),
         config=run_config(settings.screening, samples=samples),
-        policy=screening_policy(settings),
+        policy=policy,
         ran_by=ran_by,
         ttl=timedelta(days=settings.screening.report_ttl_days),
         grader=grader_endpoint(settings.screening),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,6 +37,10 @@ class ScreeningStatus:
     def screened(self) -> bool:
         """A current report exists (whether it passes a tier is the policy's call)."""
         return self.state == "current"
+
+    def policy_input(self) -> dict[str, object]:
+        """`input.model.screening`: the state, and the figure thresholds compare with."""
+        return {"state": self.state, "max_ci_high": self.max_ci_high}
 
 
 async def save_report(
@@ -94,12 +98,38 @@ async def model_status(engine: AsyncEngine, *, model_name: str, now: datetime) -
     )
 
 
-async def statuses(
-    engine: AsyncEngine, *, now: datetime, model_names: list[str] | None = None
-) -> dict[str, ScreeningStatus]:
-    """Each catalog model's status from its latest report; missing when it has none."""
+@dataclass(frozen=True, slots=True)
+class LatestReport:
+    """A model's latest report as the catalog keeps it; what it is worth depends on the time."""
+
+    report_id: str
+    sha256: str
+    max_ci_high: float
+    expires_at: datetime
+    same_upstream: bool  # made against the upstream URL and model the entry points at now
+
+    def status(self, now: datetime) -> ScreeningStatus:
+        state: State = "current"
+        if self.expires_at <= now:
+            state = "expired"
+        elif not self.same_upstream:
+            # The catalog entry now points elsewhere: the report screened a different model.
+            state = "stale"
+        return ScreeningStatus(
+            state, self.report_id, self.sha256, self.max_ci_high, self.expires_at
+        )
+
+
+def status_of(latest: LatestReport | None, now: datetime) -> ScreeningStatus:
+    return ScreeningStatus("missing") if latest is None else latest.status(now)
+
+
+def catalog_query(*, enabled_only: bool) -> Select[Any]:
+    """Catalog entries, each with its latest report's columns (NULL when it has none).
+
+    One query on SQLite and PostgreSQL alike (a window function ranks each model's reports).
+    """
     m = ModelEntry.__table__.c  # type: ignore[attr-defined]
-    # The latest report per model, in one query on SQLite and PostgreSQL alike.
     ranked = select(
         _T.model_name,
         _T.id,
@@ -114,30 +144,42 @@ async def statuses(
     ).subquery()
     query = select(
         m.name,
-        m.upstream_url.label("entry_url"),
-        m.upstream_model.label("entry_model"),
-        ranked.c.id,
-        ranked.c.sha256,
-        ranked.c.max_ci_high,
-        ranked.c.expires_at,
-        ranked.c.upstream_url,
-        ranked.c.upstream_model,
+        m.upstream_url,
+        m.upstream_model,
+        m.tier_floor,
+        ranked.c.id.label("report_id"),
+        ranked.c.sha256.label("report_sha256"),
+        ranked.c.max_ci_high.label("report_max_ci_high"),
+        ranked.c.expires_at.label("report_expires_at"),
+        ranked.c.upstream_url.label("report_upstream_url"),
+        ranked.c.upstream_model.label("report_upstream_model"),
     ).outerjoin(ranked, (ranked.c.model_name == m.name) & (ranked.c.rank == 1))
+    return query.where(m.enabled.is_(True)) if enabled_only else query
+
+
+def latest_of(row: Any) -> LatestReport | None:
+    """The latest report in a row of `catalog_query`."""
+    if row.report_id is None:
+        return None
+    expires = row.report_expires_at
+    reported = (row.report_upstream_url, row.report_upstream_model)
+    return LatestReport(
+        report_id=row.report_id,
+        sha256=row.report_sha256,
+        max_ci_high=float(row.report_max_ci_high),
+        # The column type gives aware UTC datetimes; a raw driver row may not.
+        expires_at=expires if expires.tzinfo else expires.replace(tzinfo=UTC),
+        same_upstream=reported == (public_url(row.upstream_url), row.upstream_model),
+    )
+
+
+async def statuses(
+    engine: AsyncEngine, *, now: datetime, model_names: list[str] | None = None
+) -> dict[str, ScreeningStatus]:
+    """Each catalog model's status from its latest report; missing when it has none."""
+    query = catalog_query(enabled_only=False)
     if model_names is not None:
-        query = query.where(m.name.in_(model_names))
+        query = query.where(ModelEntry.__table__.c.name.in_(model_names))  # type: ignore[attr-defined]
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return {r.name: _status(r, now) for r in rows}
-
-
-def _status(r: Any, now: datetime) -> ScreeningStatus:
-    if r.id is None:
-        return ScreeningStatus("missing")
-    expires_at = r.expires_at if r.expires_at.tzinfo else r.expires_at.replace(tzinfo=UTC)
-    state: State = "current"
-    if expires_at <= now:
-        state = "expired"
-    elif (r.upstream_url, r.upstream_model) != (public_url(r.entry_url), r.entry_model):
-        # The catalog entry now points elsewhere: the report screened a different model.
-        state = "stale"
-    return ScreeningStatus(state, r.id, r.sha256, float(r.max_ci_high), expires_at)
+    return {r.name: status_of(latest_of(r), now) for r in rows}

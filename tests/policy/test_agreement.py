@@ -69,7 +69,7 @@ def _decision_corpus() -> list[dict[str, Any]]:
                     "org_status": status,
                     "tier_expires_at": None,
                 },
-                "model": {"name": "m", "tier_floor": floor},
+                "model": {"name": "m", "tier_floor": floor, "screening": PASSING},
                 "request": {
                     "endpoint": "chat.completions",
                     "stream": False,
@@ -77,9 +77,45 @@ def _decision_corpus() -> list[dict[str, Any]]:
                 },
             }
         )
+    # Screening: every state and figure, at and around each tier's threshold, for each
+    # caller tier and tier floor (docs/screening.md).
+    for tier, floor, screening in itertools.product(tiers, tiers[:3], SCREENINGS):
+        model: dict[str, Any] = {"name": "m", "tier_floor": floor}
+        if screening is not ABSENT:
+            model["screening"] = screening
+        docs.append(
+            {
+                "principal": {"sub": "c", "scopes": ["models"]},
+                "trust": {"tier": tier, "org_id": "o", "org_status": "active"},
+                "model": model,
+                "request": {"endpoint": "chat.completions", "stream": False, "max_tokens": None},
+            }
+        )
     # Malformed inputs must be denied by both, identically.
     docs += [{}, {"trust": {"tier": "critical"}}, {"principal": {"scopes": "models"}}]
     return docs
+
+
+PASSING = {"state": "current", "max_ci_high": 0.037}
+ABSENT = object()  # no `screening` key at all
+SCREENINGS: list[Any] = [
+    ABSENT,
+    None,
+    "current",
+    {},
+    {"state": "missing", "max_ci_high": None},
+    {"state": "expired", "max_ci_high": 0.01},
+    {"state": "stale", "max_ci_high": 0.01},
+    {"state": "current", "max_ci_high": None},
+    {"state": "current", "max_ci_high": "0.01"},
+    {"state": "current", "max_ci_high": 0},
+    {"state": "current", "max_ci_high": 0.1},
+    {"state": "current", "max_ci_high": 0.100001},
+    {"state": "current", "max_ci_high": 0.15},
+    {"state": "current", "max_ci_high": 0.25},
+    {"state": "current", "max_ci_high": 0.984},
+    {"state": "CURRENT", "max_ci_high": 0.01},
+]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +163,14 @@ async def test_engines_agree_that_the_corpus_has_both_outcomes(opa_server: OpaSe
     decisions = [await engine.decide(doc) for doc in _decision_corpus()]
     assert any(d.allow for d in decisions) and not all(d.allow for d in decisions)
     reasons = {r for d in decisions for r in d.reasons}
-    assert {"tier_too_low", "org_not_active", "scope_missing", "allowed"} <= reasons
+    assert {
+        "tier_too_low",
+        "org_not_active",
+        "scope_missing",
+        "model_not_screened",
+        "model_failed_screening",
+        "allowed",
+    } <= reasons
 
 
 # Where rego-cpp (regopy 1.5.2) and OPA v1.22.3 differ. The gateway's policies avoid each

@@ -8,49 +8,21 @@ fail loudly if the runner, the classifier or the statistics drift.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from gateway.screening.report import Report, ScreeningPolicy
-from gateway.screening.runner import Endpoint, RunConfig
-from gateway.screening.screen import screen
 from gateway.screening.scripted import ScriptedModel
-from tests.screening.conftest import scripted_server
+from tests.screening.conftest import RATES, ScriptedRun
 
-RATES = (0.0, 0.5, 0.96)
-SEED = 2026
 N = 100
 
 
 @pytest.fixture(scope="module")
-def runs(screening_policy: ScreeningPolicy) -> dict[float, tuple[ScriptedModel, Report]]:
-    """One screening per scripted model, n = 100 per condition, run concurrently."""
-    models = {rate: ScriptedModel(harm_rate=rate, seed=SEED) for rate in RATES}
-    with contextlib.ExitStack() as stack:
-        urls = {rate: stack.enter_context(scripted_server(m)) for rate, m in models.items()}
-
-        async def all_runs() -> list[Report]:
-            return await asyncio.gather(
-                *(
-                    screen(
-                        model=f"scripted-{rate}",
-                        endpoint=Endpoint(urls[rate], "scripted"),
-                        config=RunConfig(samples=N, concurrency=12),
-                        policy=screening_policy,
-                        ran_by="tests",
-                        ttl=timedelta(days=30),
-                    )
-                    for rate in RATES
-                )
-            )
-
-        reports = asyncio.run(all_runs())
-    return {rate: (models[rate], r) for rate, r in zip(RATES, reports, strict=True)}
+def runs(scripted_runs: dict[float, ScriptedRun]) -> dict[float, tuple[ScriptedModel, Report]]:
+    return {rate: (run.model, run.report) for rate, run in scripted_runs.items()}
 
 
 @pytest.mark.parametrize("rate", RATES)

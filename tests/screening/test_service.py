@@ -10,6 +10,7 @@ import pytest
 from gateway.admin import ops
 from gateway.db.engine import make_engine
 from gateway.screening import store
+from gateway.screening.report import ScreeningPolicy
 from gateway.screening.scripted import ScriptedModel
 from gateway.screening.service import UnknownModel, screen_and_record
 from gateway.settings import Settings
@@ -27,7 +28,9 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-async def test_screens_the_entry_upstream_and_records_it(settings: Settings) -> None:
+async def test_screens_the_entry_upstream_and_records_it(
+    settings: Settings, screening_policy: ScreeningPolicy
+) -> None:
     """The report names the catalog model, its upstream without credentials, and is stored."""
     engine = make_engine(settings.database_url)
     try:
@@ -41,7 +44,11 @@ async def test_screens_the_entry_upstream_and_records_it(settings: Settings) -> 
                 tier_floor="public",
             )
             report, saved = await screen_and_record(
-                engine, settings=settings, model_name="general", ran_by="alice"
+                engine,
+                settings=settings,
+                policy=screening_policy,
+                model_name="general",
+                ran_by="alice",
             )
         assert report.body["model"] == "general" and report.body["ran_by"] == "alice"
         assert report.body["upstream"] == {"url": url, "model": "scripted"}
@@ -53,7 +60,9 @@ async def test_screens_the_entry_upstream_and_records_it(settings: Settings) -> 
         status = await store.model_status(engine, model_name="general", now=datetime.now(UTC))
         assert status.state == "current" and status.report_id == saved.id
         with pytest.raises(UnknownModel):
-            await screen_and_record(engine, settings=settings, model_name="nope", ran_by="alice")
+            await screen_and_record(
+                engine, settings=settings, policy=screening_policy, model_name="nope", ran_by="a"
+            )
     finally:
         await engine.dispose()
 
