@@ -55,12 +55,17 @@ async def start_runtime(settings: Settings) -> Runtime:
     await policy.start()
     audit = AuditWriter(store)
     audit.start()
+    catalog = Catalog(store, ttl_s=settings.catalog_ttl_s)
+    metrics = Metrics()
+    metrics.watch_screening(
+        lambda now: ((r.name, r.screening_status(now)) for r in catalog.snapshot().values())
+    )
     return Runtime(
         identity=TokenVerifier(
             jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
         ),
         trust=TrustResolver(store, tiers),
-        catalog=Catalog(store, ttl_s=settings.catalog_ttl_s),
+        catalog=catalog,
         policy=policy,
         limits=SubjectLimiter(rate=settings.rate_limit, storage_uri=settings.rate_limit_storage),
         upstream=Upstream(
@@ -71,6 +76,6 @@ async def start_runtime(settings: Settings) -> Runtime:
         audit=audit,
         issuer=issuer,
         store=store,
-        metrics=Metrics(),
+        metrics=metrics,
         body_limit=settings.max_body_bytes,
     )

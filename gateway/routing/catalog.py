@@ -63,6 +63,10 @@ class Catalog:
                     await self.reload()
         return self._routes
 
+    def snapshot(self) -> Mapping[str, Route]:
+        """The routes as last loaded, without reloading (for metrics at scrape time)."""
+        return self._routes
+
     async def reload(self) -> None:
         try:
             rows = await self._db.read(_ENABLED, {})

@@ -21,6 +21,7 @@ from gateway.screening.report import Report, canonical
 from gateway.screening.runner import public_url
 
 State = Literal["missing", "expired", "stale", "current"]
+STATES: tuple[State, ...] = ("missing", "expired", "stale", "current")
 
 _T = ScreeningReport.__table__.c  # type: ignore[attr-defined]
 

@@ -158,3 +158,25 @@ def test_unscreened_and_repointed_models_are_not_screened(
         assert {"fresh", "general-tac"}.isdisjoint(listed(gated, tier))
     # A lower tier is told only that its tier is too low.
     refused_with(chat(gated, "public", "general-tac"), gated, "tier_too_low")
+
+
+def test_metrics_show_each_model_screening(
+    gated: RunningGateway, scripted_runs: dict[float, ScriptedRun]
+) -> None:
+    """/metrics: each model's state and upper bound, and refusals counted by reason."""
+    chat(gated, "critical", "scripted-0.96")
+    text = httpx.get(f"{gated.base_url}/metrics").text
+    for rate, run in scripted_runs.items():
+        model = f"scripted-{rate}"
+        assert f'tacgw_model_screening_state{{model="{model}",state="current"}} 1.0' in text
+        assert f'tacgw_model_screening_state{{model="{model}",state="missing"}} 0.0' in text
+        bound = run.report.body["max_ci_high"]
+        assert f'tacgw_model_screening_max_ci_high{{model="{model}"}} {bound}' in text
+    refusals = [
+        line
+        for line in text.splitlines()
+        if line.startswith("tacgw_requests_total{")
+        and 'reason="model_failed_screening"' in line
+        and 'model="scripted-0.96"' in line
+    ]
+    assert refusals and float(refusals[0].rsplit(" ", 1)[1]) >= 1
