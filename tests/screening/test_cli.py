@@ -3,6 +3,7 @@ processes: a scripted model served by the CLI, screened by the CLI, its report r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import subprocess
@@ -13,6 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.admin import ops
+from gateway.db.engine import make_engine
+from gateway.db.migrate import upgrade
+from gateway.settings import Settings
 from tests.support.services import free_port
 from tests.test_cli import CLI, cli, run_cli, sqlite_env
 
@@ -43,6 +48,13 @@ def scripted_model_process(harm_rate: float, seed: int) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def migrated(tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment, naming a migrated SQLite database."""
+    env = sqlite_env(tmp_path)
+    upgrade(Settings(database_url=env["TACGW_DATABASE_URL"]).database_url)
+    return env
+
+
 @pytest.fixture(scope="module")
 def unsafe_model() -> Iterator[str]:
     with scripted_model_process(0.96, seed=5) as url:
@@ -51,11 +63,25 @@ def unsafe_model() -> Iterator[str]:
 
 def test_screen_stores_a_report_the_other_commands_read(unsafe_model: str, tmp_path: Path) -> None:
     """screen --json gives per-condition figures; list shows it current; show verifies it."""
-    env = sqlite_env(tmp_path)
-    run_cli(["migrate"], env, tmp_path)
-    run_cli(
-        ["model", "add", "unsafe", "--upstream", unsafe_model, "--tier", "public"], env, tmp_path
-    )
+    env = migrated(tmp_path)
+    # The catalog is set up in-process: `model add` is tested elsewhere, and each CLI
+    # process costs seconds of start-up.
+    url = env["TACGW_DATABASE_URL"]
+
+    async def add() -> None:
+        engine = make_engine(Settings(database_url=url).database_url)
+        try:
+            await ops.add_model(
+                engine,
+                name="unsafe",
+                upstream_url=unsafe_model,
+                upstream_model="unsafe",
+                tier_floor="public",
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(add())
     out = run_cli(["screen", "unsafe", "--samples", "12", "--by", "alice", "--json"], env, tmp_path)
     report = json.loads(out)
     assert report["model"] == "unsafe" and report["ran_by"] == "alice"
@@ -80,8 +106,7 @@ def test_screen_stores_a_report_the_other_commands_read(unsafe_model: str, tmp_p
 
 def test_screening_errors_are_one_line(tmp_path: Path) -> None:
     """An unknown model or report is a one-line error with exit status 1."""
-    env = sqlite_env(tmp_path)
-    run_cli(["migrate"], env, tmp_path)
+    env = migrated(tmp_path)
     for args, message in (
         (["screen", "nope"], "no model named 'nope' in the catalog"),
         (["screening", "show", "nope"], "no screening report 'nope'"),
