@@ -143,3 +143,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _is_storage_error(exc: Exception) -> bool:
     module = type(exc).__module__
     return module.startswith(("redis", "coredis", "limits")) or isinstance(exc, OSError)
+
+
+
