@@ -17,10 +17,9 @@ from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.api import health, oauth, v1, v1_schema
+from gateway.api import admin, health, oauth, orgs, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
-from gateway.policy.service import PolicyReloadError
 from gateway.reasons import Reason
 from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
@@ -63,28 +62,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
+    app.include_router(orgs.router)
+    app.include_router(admin.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
-
-
-async def reload_policy(runtime: Runtime) -> str:
-    """Reload the policy; on refusal the old one keeps serving. Returns the version in use."""
-    try:
-        version = await runtime.policy.reload()
-    except PolicyReloadError as exc:
-        runtime.metrics.policy_reloads.labels("refused").inc()
-        log.error("%s; still serving policy %s", exc, runtime.policy.version)
-        raise
-    runtime.metrics.policy_reloads.labels("loaded").inc()
-    return version
 
 
 def _reload_on_sighup(runtime: Runtime) -> None:
     """`kill -HUP <pid>` reloads the policy, as operators expect of a long-running server."""
 
     def on_hup() -> None:
-        task = asyncio.get_running_loop().create_task(reload_policy(runtime))
+        task = asyncio.get_running_loop().create_task(runtime.reload_policy())
         # Retrieve the outcome so a refusal is not reported as a never-retrieved exception.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
@@ -123,7 +112,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return openai_error(BadRequest(Reason.INVALID_REQUEST, "Invalid request."))
+        # Name the first bad field: `body.days: Input should be a valid integer`.
+        errors = exc.errors()
+        where = ""
+        if errors:
+            first = errors[0]
+            field = ".".join(str(part) for part in first.get("loc", ()))
+            where = f": {field[:100]}: {str(first.get('msg', ''))[:200]}"
+        return openai_error(BadRequest(Reason.INVALID_REQUEST, f"Invalid request{where}."))
+
+    @app.exception_handler(GatewayError)
+    async def _refused(request: Request, exc: GatewayError) -> Response:
+        # Raised by the admin and /orgs routes (the pipeline renders its own).
+        return openai_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

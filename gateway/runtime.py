@@ -6,11 +6,17 @@ releases them in reverse order of the request path.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 
+from gateway.admin.service import AdminService
 from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
+from gateway.errors import Unavailable
 from gateway.forward.client import make_client
+from gateway.forward.meters import Meters
+from gateway.forward.probe import Prober
 from gateway.forward.upstream import Upstream
 from gateway.identity.tokens import TokenVerifier
 from gateway.issuer.service import Issuer
@@ -18,11 +24,18 @@ from gateway.limits.ratelimit import SubjectLimiter
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
 from gateway.policy.factory import make_engine as make_policy_engine
-from gateway.policy.service import PolicyService
+from gateway.policy.service import PolicyReloadError, PolicyService
+from gateway.routing.balance import Balancer
 from gateway.routing.catalog import Catalog
+from gateway.routing.gauges import TargetGauges
+from gateway.routing.health import Rules
 from gateway.settings import Settings
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+
+log = logging.getLogger(__name__)
+
+_FIRST_LOAD_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -38,8 +51,21 @@ class Runtime:
     store: RequestDb  # the request path's data access: for readiness and shutdown
     metrics: Metrics
     body_limit: int
+    admin: AdminService  # the admin API's own engine, proof checker and policy
+
+    async def reload_policy(self) -> str:
+        """Reload the policy; on refusal (PolicyReloadError) the old one keeps serving."""
+        try:
+            version = await self.policy.reload()
+        except PolicyReloadError as exc:
+            self.metrics.policy_reloads.labels("refused").inc()
+            log.error("%s; still serving policy %s", exc, self.policy.version)
+            raise
+        self.metrics.policy_reloads.labels("loaded").inc()
+        return version
 
     async def close(self) -> None:
+        await self.admin.close()
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
@@ -55,11 +81,13 @@ async def start_runtime(settings: Settings) -> Runtime:
     await policy.start()
     audit = AuditWriter(store)
     audit.start()
-    catalog = Catalog(store, ttl_s=settings.catalog_ttl_s)
     metrics = Metrics()
+    upstream, catalog = _routing(settings, store, metrics)
     metrics.watch_screening(
         lambda now: ((r.name, r.screening_status(now)) for r in catalog.snapshot().values())
     )
+    await _first_load(catalog)
+    upstream.start()
     return Runtime(
         identity=TokenVerifier(
             jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
@@ -68,14 +96,51 @@ async def start_runtime(settings: Settings) -> Runtime:
         catalog=catalog,
         policy=policy,
         limits=SubjectLimiter(rate=settings.rate_limit, storage_uri=settings.rate_limit_storage),
-        upstream=Upstream(
-            make_client(settings.upstream),
-            api_key=settings.upstream_api_key.get_secret_value(),
-            retries=settings.upstream.retries_before_first_byte,
-        ),
+        upstream=upstream,
         audit=audit,
         issuer=issuer,
         store=store,
         metrics=metrics,
         body_limit=settings.max_body_bytes,
+        admin=AdminService.from_settings(settings, tiers=tiers, policy=policy),
     )
+
+
+def _routing(settings: Settings, store: RequestDb, metrics: Metrics) -> tuple[Upstream, Catalog]:
+    """The catalog and the forward stage, sharing one balancer (targets and their health)."""
+    up = settings.upstream
+    balancer = Balancer(Rules.from_settings(up.health))
+    metrics.registry.register(TargetGauges(balancer))
+    client = make_client(up)
+    catalog = Catalog(
+        store,
+        ttl_s=settings.catalog_ttl_s,
+        balancer=balancer,
+        fallback_key=settings.upstream_api_key.get_secret_value(),
+        allowed_hosts=up.allowed_hosts,
+    )
+    upstream = Upstream(
+        client,
+        balancer=balancer,
+        meters=Meters(metrics),
+        retries=up.retries_before_first_byte,
+        max_response_bytes=up.max_response_bytes,
+        # Each round first refreshes the catalog (within its TTL), so that targets added
+        # while no request comes in are checked too.
+        prober=Prober(client, balancer, up.health, refresh=catalog.routes),
+    )
+    return upstream, catalog
+
+
+async def _first_load(catalog: Catalog) -> None:
+    """Load the catalog at start, resolving credentials and logging unusable targets now.
+
+    Not fatal: the database may not be migrated or reachable yet (readiness says so), and
+    the first request loads it again.
+    """
+    try:
+        # Bounded: an unreachable database must not hold the process's start for the
+        # driver's own connect timeout.
+        await asyncio.wait_for(catalog.reload(), _FIRST_LOAD_S)
+    except (Unavailable, TimeoutError):
+        log.warning("model catalog not loaded at start; it will be on first use")

@@ -82,7 +82,7 @@ class ModelList(BaseModel):
 _REFUSALS: dict[int, str] = {
     400: "invalid_json, invalid_request",
     401: "token_* (with WWW-Authenticate), client_unknown, client_revoked",
-    403: "the policy's reasons, e.g. tier_too_low, org_not_active, scope_missing",
+    403: "the policy's reasons, e.g. tier_too_low, org_suspended, not_verified",
     404: "model_not_found, not_found",
     405: "method_not_allowed",
     413: "body_too_large",

@@ -34,6 +34,9 @@ class AuditDraft:
         self.model: str | None = None
         self.policy_version: str | None = None
         self.request_hash: str | None = None
+        # Set by the forward stage before each try (`gateway.forward.upstream.TryRecord`).
+        self.upstream_target: str | None = None
+        self.upstream_tries: int | None = None
         self.committed = False
 
     async def commit(self, *, allow: bool, status: int, reasons: Sequence[str]) -> None:
@@ -60,6 +63,8 @@ class AuditDraft:
             "policy_version": self.policy_version,
             "latency_ms": round(elapsed * 1000, 3),
             "request_hash": self.request_hash,
+            "upstream_target": self.upstream_target,
+            "upstream_tries": self.upstream_tries,
         }
         try:
             await self._writer.record(row)

@@ -37,8 +37,8 @@ def screen(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Screen MODEL through its upstream and store the report."""
-    from gateway.screening.service import UnknownModel, screen_and_record
+    """Screen MODEL through its first enabled upstream target and store the report."""
+    from gateway.screening.service import UnknownModel, Unscreenable, screen_and_record
 
     settings = Settings()
     ran_by = by or f"cli:{getpass.getuser()}"
@@ -67,6 +67,8 @@ def screen(
                 )
             except UnknownModel:
                 fail(f"no model named {model!r} in the catalog")
+            except Unscreenable as exc:
+                fail(str(exc))
         if as_json:
             print(json.dumps(summary(report) | {"report_id": saved.id}))
             return

@@ -29,11 +29,17 @@ def _error(status: int, message: str) -> Response:
     )
 
 
-def create_scripted_app(model: ScriptedModel, name: str = "scripted") -> Starlette:
+def create_scripted_app(
+    model: ScriptedModel, name: str = "scripted", api_key: str | None = None
+) -> Starlette:
+    """With `api_key`, a chat request without `Authorization: Bearer <api_key>` gets a 401,
+    as a hosted upstream would answer."""
     stats = {"requests": 0}
 
     async def chat(request: Request) -> Response:
         stats["requests"] += 1
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            return _error(401, "invalid API key")
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:

@@ -57,22 +57,46 @@ async def unless_disconnected(
 
 
 class UpstreamStream:
-    """An upstream SSE body, chunk by chunk (never buffered whole), model renamed."""
+    """An upstream SSE body, chunk by chunk (never buffered whole), model renamed.
 
-    def __init__(self, upstream: httpx.Response, *, rename_to: str | None) -> None:
+    At most `limit` bytes are relayed; `on_end` runs once, when the stream is closed, with
+    what went wrong (None, "stream_broken" or "too_large") so the forward stage can count
+    it and release the target.
+    """
+
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        *,
+        rename_to: str | None,
+        limit: int | None = None,
+        on_end: Callable[[str | None], None] | None = None,
+    ) -> None:
         self._upstream = upstream
         self._renamer = SseRenamer(rename_to) if rename_to else None
+        self._limit = limit
+        self._on_end = on_end
+        self._failure: str | None = None
         self.status = upstream.status_code
         self.completed = False  # True once the upstream ended the stream itself
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body; raises `UpstreamError` if the upstream breaks off mid-stream."""
+        """The body; raises `UpstreamError` if the upstream breaks off or sends too much."""
+        size = 0
         try:
             async for chunk in self._upstream.aiter_raw():
+                size += len(chunk)
+                if self._limit is not None and size > self._limit:
+                    self._failure = "too_large"
+                    log.warning("upstream stream exceeded %d bytes", self._limit)
+                    raise UpstreamError(
+                        Reason.UPSTREAM_TOO_LARGE, "The model server's answer is too large."
+                    )
                 out = self._renamer.feed(chunk) if self._renamer else chunk
                 if out:
                     yield out
         except httpx.HTTPError as exc:
+            self._failure = "stream_broken"
             log.warning("upstream stream broke: %s", type(exc).__name__)
             raise UpstreamError(
                 Reason.UPSTREAM_ERROR, "The upstream stream ended abruptly."
@@ -82,4 +106,9 @@ class UpstreamStream:
         self.completed = True
 
     async def aclose(self) -> None:
-        await self._upstream.aclose()
+        try:
+            await self._upstream.aclose()
+        finally:
+            on_end, self._on_end = self._on_end, None  # once, however often it is closed
+            if on_end is not None:
+                on_end(self._failure)

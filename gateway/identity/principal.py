@@ -16,3 +16,6 @@ class Principal:
     issuer: str
     # How the subject proved who it is; client-credentials tokens are "client_secret".
     auth_strength: str = "client_secret"
+    # Administrative roles the token claims (`admin`, `auditor`, `org_admin`); the admin
+    # API honours only those the client still holds in the database (gateway/api/admin_deps).
+    roles: tuple[str, ...] = ()

@@ -1,4 +1,6 @@
-"""Metrics: Prometheus counters and histograms by tier, model, decision and reason."""
+"""Metrics: Prometheus counters and histograms by tier, model, decision and reason, and
+per upstream target (tries, errors, latency; health and in-flight are gauges read at
+scrape time, `gateway.routing.gauges`)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,28 @@ class Metrics:
         self.audit_failures = Counter(
             "tacgw_audit_failures",
             "Audit writes that failed (request refused).",
+            registry=self.registry,
+        )
+        # Per upstream target; `target` is the target's name in the catalog, `model` the
+        # catalog's model name: both set by an admin, never by a caller.
+        self.upstream_requests = Counter(
+            "tacgw_upstream_requests",
+            "Tries sent to an upstream target (a request that fails over counts on each).",
+            ["model", "target"],
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "tacgw_upstream_errors",
+            "Failed tries and broken answers by kind: connect, timeout, transport, status_5xx,"
+            " redirect, too_large, stream_broken.",
+            ["model", "target", "kind"],
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "tacgw_upstream_latency_seconds",
+            "Time from sending a try to the upstream's response headers.",
+            ["model", "target"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=self.registry,
         )
 

@@ -86,18 +86,17 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
         )
         decision = await _decide(rt, draft, PolicyInput(principal, trust, route, facts))
         _enforce(decision, trust, route)
-        content = prepare_body(
-            request.body, route=route, endpoint=endpoint, obligations=decision.obligations
-        )
+        body = prepare_body(request.body, endpoint=endpoint, obligations=decision.obligations)
         await rt.limits.hit(principal.subject)
         cleared = True
         answer = await rt.upstream.call(
             route=route,
             endpoint=endpoint,
-            content=content,
+            body=body,
             stream=request.stream,
             request_id=draft.decision_id,
             disconnected=call.disconnected,
+            record=draft,
         )
     except GatewayError as exc:
         return _refused(draft, exc, allow=cleared)

@@ -10,8 +10,9 @@ from gateway.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-# The rule every engine evaluates; both engines must give the same answer for it.
-PACKAGE = "tacgw.authz"
+# The rules every engine evaluates; both engines must give the same answers for them.
+PACKAGE = "tacgw.authz"  # one access decision per model request
+ADMIN_PACKAGE = "tacgw.admin"  # who may do what in trust administration
 RULE = "decision"
 
 
@@ -68,3 +69,16 @@ def _known(raw: Any) -> str:
     except ValueError:
         log.error("policy gave an unknown reason %r; reported as policy_error", str(raw)[:80])
         return str(Reason.POLICY_ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminDecision:
+    allow: bool
+    reasons: tuple[str, ...]
+    policy_version: str = ""
+
+
+def parse_admin_result(result: Any, policy_version: str) -> AdminDecision:
+    """Read `{allow, reasons}` of the admin policy, failing closed like `parse_result`."""
+    decision = parse_result(result, policy_version)
+    return AdminDecision(decision.allow, decision.reasons, policy_version)

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -36,6 +36,8 @@ class Endpoint:
     base_url: str
     model: str
     api_key: str = field(default="", repr=False)
+    # A catalog target's extra headers (checked when it was added); never the credential.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,9 @@ async def call(
     backoff_s: float,
 ) -> Turn:
     """One chat completion, retried on transient failures; raises CallFailed."""
-    headers = {"authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    headers = dict(endpoint.headers)
+    if endpoint.api_key:
+        headers["authorization"] = f"Bearer {endpoint.api_key}"
     url = endpoint.base_url.rstrip("/") + "/chat/completions"
     code, wait_s = "no_attempt", 0.0
     for attempt in range(retries + 1):

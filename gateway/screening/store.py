@@ -2,21 +2,23 @@
 
 A model's status comes from its latest report alone (a newer run supersedes an older one,
 pass or fail). That report counts only while it is unexpired and was made against the
-upstream the catalog entry points at now: an expired or stale report is as good as none.
+upstream that is still one of the model's enabled targets (same URL and upstream model
+name): an expired or stale report is as good as none.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gateway.db.models import ModelEntry, ScreeningReport, ScreeningReportPublic
+from gateway.db.models import ModelEntry, ScreeningReport, ScreeningReportPublic, UpstreamTarget
 from gateway.screening.report import Report, canonical
 from gateway.screening.runner import public_url
 
@@ -99,6 +101,9 @@ async def model_status(engine: AsyncEngine, *, model_name: str, now: datetime) -
     )
 
 
+Upstream = tuple[str, str]  # (public URL, upstream model name): what a report screened
+
+
 @dataclass(frozen=True, slots=True)
 class LatestReport:
     """A model's latest report as the catalog keeps it; what it is worth depends on the time."""
@@ -107,14 +112,15 @@ class LatestReport:
     sha256: str
     max_ci_high: float
     expires_at: datetime
-    same_upstream: bool  # made against the upstream URL and model the entry points at now
+    # Made against an upstream that is still one of the model's enabled targets.
+    same_upstream: bool
 
     def status(self, now: datetime) -> ScreeningStatus:
         state: State = "current"
         if self.expires_at <= now:
             state = "expired"
         elif not self.same_upstream:
-            # The catalog entry now points elsewhere: the report screened a different model.
+            # No enabled target is the upstream it screened: it screened a different model.
             state = "stale"
         return ScreeningStatus(
             state, self.report_id, self.sha256, self.max_ci_high, self.expires_at
@@ -125,12 +131,16 @@ def status_of(latest: LatestReport | None, now: datetime) -> ScreeningStatus:
     return ScreeningStatus("missing") if latest is None else latest.status(now)
 
 
-def catalog_query(*, enabled_only: bool) -> Select[Any]:
-    """Catalog entries, each with its latest report's columns (NULL when it has none).
+def upstream_of(url: str, upstream_model: str) -> Upstream:
+    """How a target is compared with the upstream a report names (the URL as reports keep it)."""
+    return (public_url(url), upstream_model)
+
+
+def latest_reports() -> Subquery:
+    """Each model's latest report (one row per screened model), as a subquery to join.
 
     One query on SQLite and PostgreSQL alike (a window function ranks each model's reports).
     """
-    m = ModelEntry.__table__.c  # type: ignore[attr-defined]
     ranked = select(
         _T.model_name,
         _T.id,
@@ -143,34 +153,34 @@ def catalog_query(*, enabled_only: bool) -> Select[Any]:
         .over(partition_by=_T.model_name, order_by=(_T.created_at.desc(), _T.id.desc()))
         .label("rank"),
     ).subquery()
-    query = select(
-        m.name,
-        m.upstream_url,
-        m.upstream_model,
-        m.tier_floor,
-        ranked.c.id.label("report_id"),
-        ranked.c.sha256.label("report_sha256"),
-        ranked.c.max_ci_high.label("report_max_ci_high"),
-        ranked.c.expires_at.label("report_expires_at"),
-        ranked.c.upstream_url.label("report_upstream_url"),
-        ranked.c.upstream_model.label("report_upstream_model"),
-    ).outerjoin(ranked, (ranked.c.model_name == m.name) & (ranked.c.rank == 1))
-    return query.where(m.enabled.is_(True)) if enabled_only else query
+    return (
+        select(
+            ranked.c.model_name,
+            ranked.c.id.label("report_id"),
+            ranked.c.sha256.label("report_sha256"),
+            ranked.c.max_ci_high.label("report_max_ci_high"),
+            ranked.c.expires_at.label("report_expires_at"),
+            ranked.c.upstream_url.label("report_upstream_url"),
+            ranked.c.upstream_model.label("report_upstream_model"),
+        )
+        .where(ranked.c.rank == 1)
+        .subquery("latest_report")
+    )
 
 
-def latest_of(row: Any) -> LatestReport | None:
-    """The latest report in a row of `catalog_query`."""
+def latest_of(row: Any, *, upstreams: Collection[Upstream]) -> LatestReport | None:
+    """The latest report in a row joined with `latest_reports()`, judged against the model's
+    enabled targets now (`upstreams`, each from `upstream_of`)."""
     if row.report_id is None:
         return None
     expires = row.report_expires_at
-    reported = (row.report_upstream_url, row.report_upstream_model)
     return LatestReport(
         report_id=row.report_id,
         sha256=row.report_sha256,
         max_ci_high=float(row.report_max_ci_high),
         # The column type gives aware UTC datetimes; a raw driver row may not.
         expires_at=expires if expires.tzinfo else expires.replace(tzinfo=UTC),
-        same_upstream=reported == (public_url(row.upstream_url), row.upstream_model),
+        same_upstream=(row.report_upstream_url, row.report_upstream_model) in upstreams,
     )
 
 
@@ -178,9 +188,19 @@ async def statuses(
     engine: AsyncEngine, *, now: datetime, model_names: list[str] | None = None
 ) -> dict[str, ScreeningStatus]:
     """Each catalog model's status from its latest report; missing when it has none."""
-    query = catalog_query(enabled_only=False)
+    m = ModelEntry.__table__.c  # type: ignore[attr-defined]
+    t = UpstreamTarget.__table__.c  # type: ignore[attr-defined]
+    latest = latest_reports()
+    models = select(m.name, latest).outerjoin(latest, latest.c.model_name == m.name)
+    targets = select(t.model, t.url, t.upstream_model).where(t.enabled.is_(True))
     if model_names is not None:
-        query = query.where(ModelEntry.__table__.c.name.in_(model_names))  # type: ignore[attr-defined]
+        models = models.where(m.name.in_(model_names))
+        targets = targets.where(t.model.in_(model_names))
     async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return {r.name: status_of(latest_of(r), now) for r in rows}
+        rows = (await conn.execute(models)).all()
+        enabled: dict[str, set[Upstream]] = {}
+        for r in (await conn.execute(targets)).all():
+            enabled.setdefault(r.model, set()).add(upstream_of(r.url, r.upstream_model))
+    return {
+        r.name: status_of(latest_of(r, upstreams=enabled.get(r.name, set())), now) for r in rows
+    }

@@ -27,9 +27,10 @@ def screening_policy() -> ScreeningPolicy:
 
 
 @contextlib.contextmanager
-def scripted_server(model: ScriptedModel) -> Iterator[str]:
-    """A scripted model over real HTTP on loopback; yields its /v1 base URL."""
-    with serve(create_scripted_app(model)) as base:
+def scripted_server(model: ScriptedModel, api_key: str | None = None) -> Iterator[str]:
+    """A scripted model over real HTTP on loopback (wanting `api_key` if given); yields its
+    /v1 base URL."""
+    with serve(create_scripted_app(model, api_key=api_key)) as base:
         yield f"{base}/v1"
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admin import ops
+from gateway.admin import ops, targets
 from gateway.db.engine import make_engine
 from gateway.screening import store
 from gateway.screening.report import Report, ScreeningPolicy, canonical, digest
@@ -138,7 +138,8 @@ async def test_expired_report_counts_as_missing(
 async def test_report_for_another_upstream_is_stale(
     engine: AsyncEngine, scripted_url: str, screening_policy: ScreeningPolicy
 ) -> None:
-    """Repointing the catalog entry voids its report: the model now served was not screened."""
+    """Repointing the model (its only target replaced) voids its report: the model now
+    served was not screened."""
     report = await small_run(scripted_url, screening_policy, ttl=timedelta(days=1))
     await store.save_report(engine, model_name="general", report=report)
     await ops.add_model(
@@ -150,6 +151,46 @@ async def test_report_for_another_upstream_is_stale(
     )
     status = await store.model_status(engine, model_name="general", now=datetime.now(UTC))
     assert status.state == "stale" and not status.screened
+
+
+async def test_report_counts_while_its_upstream_is_an_enabled_target(
+    engine: AsyncEngine, scripted_url: str, screening_policy: ScreeningPolicy
+) -> None:
+    """Adding a second target keeps the report current; disabling or removing the screened
+    one makes it stale, even though the model is still served (by the other target)."""
+    report = await small_run(scripted_url, screening_policy, ttl=timedelta(days=1))
+    await store.save_report(engine, model_name="general", report=report)
+    await targets.add_target(
+        engine, model="general", name="zz-other", url="http://127.0.0.1:9/v1", upstream_model="x"
+    )
+
+    async def state() -> str:
+        return (await store.model_status(engine, model_name="general", now=datetime.now(UTC))).state
+
+    assert await state() == "current"
+    (screened,) = [
+        t for t in await targets.list_targets(engine, model="general") if t.name != "zz-other"
+    ]
+    # The same URL under another upstream model name is a different model.
+    await targets.add_target(
+        engine, model="general", name=screened.name, url=scripted_url, upstream_model="other"
+    )
+    assert await state() == "stale"
+    await targets.add_target(
+        engine,
+        model="general",
+        name=screened.name,
+        url=scripted_url,
+        upstream_model="scripted",
+        enabled=False,
+    )
+    assert await state() == "stale"
+    await targets.add_target(
+        engine, model="general", name=screened.name, url=scripted_url, upstream_model="scripted"
+    )
+    assert await state() == "current"
+    await targets.remove_target(engine, model="general", name=screened.name)
+    assert await state() == "stale"
 
 
 async def test_statuses_cover_the_whole_catalog(

@@ -180,7 +180,7 @@ async def _seed(engine: Any, gw: RunningGateway, upstream: str, *, screened: boo
     if screened:
         await seed_reports(engine, upstream=upstream, models=[name for name, _ in MODELS])
     for tier in TIERS:
-        org = await ops.create_org(engine, name=f"org-{tier}", status="active")
+        org = await ops.create_org(engine, name=f"org-{tier}", status="verified")
         if tier != "public":
             await ops.grant_tier(engine, org_id=org.id, tier=tier, granted_by="test-admin")
         creds = await ops.create_client(engine, org_id=org.id, name=f"client-{tier}")
