@@ -45,7 +45,7 @@ class Reason(StrEnum):
     # screening (issue 8): the model has no current report, or it fails the caller's tier
     MODEL_NOT_SCREENED = "model_not_screened"
     MODEL_FAILED_SCREENING = "model_failed_screening"
-    # screening runs through the admin API (gateway/screening/runs.py)
+    # screening runs through the admin API (gateway/admin/screening_runs.py)
     MODEL_UNSCREENABLE = "model_unscreenable"  # no enabled target, or it cannot be called
     SCREENING_IN_PROGRESS = "screening_in_progress"
     SCREENING_RUN_NOT_FOUND = "screening_run_not_found"

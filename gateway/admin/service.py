@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.screening_runs import ScreeningRuns
 from gateway.db.engine import make_engine
 from gateway.policy.service import PolicyService
-from gateway.screening.runs import ScreeningRuns
 from gateway.settings import Settings
 from gateway.trust.proof import ProofChecker
 from gateway.trust.tiers import Tiers

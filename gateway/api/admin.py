@@ -34,14 +34,14 @@ from gateway.admin.schemas import (
     RevokeRequest,
     TrustGrantPublic,
 )
+from gateway.admin.screening import UnknownModel, Unscreenable
+from gateway.admin.screening_runs import RunInProgress, ScreeningRun
 from gateway.api.admin_deps import Permit
 from gateway.api.admin_schema import refusals
 from gateway.api.deps import RuntimeDep
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.policy.service import PolicyReloadError
 from gateway.reasons import Reason
-from gateway.screening.runs import RunInProgress, ScreeningRun
-from gateway.screening.service import UnknownModel, Unscreenable
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=refusals())
 

@@ -38,7 +38,7 @@ def screen(
     as_json: JsonFlag = False,
 ) -> None:
     """Screen MODEL through its first enabled upstream target and store the report."""
-    from gateway.screening.service import UnknownModel, Unscreenable, screen_and_record
+    from gateway.admin.screening import UnknownModel, Unscreenable, screen_and_record
 
     settings = Settings()
     ran_by = by or f"cli:{getpass.getuser()}"

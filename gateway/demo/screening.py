@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.screening import screen_and_record
 from gateway.screening import store
 from gateway.screening.report import ScreeningPolicy
-from gateway.screening.service import screen_and_record
 from gateway.settings import Settings
 
 DEMO_SAMPLES = 40

@@ -19,9 +19,9 @@ from starlette.routing import Route
 
 from gateway.admin import clients, ops
 from gateway.admin.actor import Actor
+from gateway.admin.screening_runs import ScreeningRuns
 from gateway.db.engine import make_engine
 from gateway.screening import store
-from gateway.screening.runs import ScreeningRuns
 from gateway.screening.scripted import ScriptedModel
 from gateway.settings import Settings
 from tests.screening.conftest import scripted_server

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import ops, targets
+from gateway.admin.screening import UnknownModel, Unscreenable, screen_and_record
 from gateway.db.engine import make_engine
 from gateway.screening import store
 from gateway.screening.report import ScreeningPolicy, canonical
 from gateway.screening.scripted import ScriptedModel
-from gateway.screening.service import UnknownModel, Unscreenable, screen_and_record
 from gateway.settings import Settings
 from tests.screening.conftest import scripted_server
 from tests.support.gateway import fresh_database_url

@@ -18,9 +18,9 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.screening import screen_and_record, upstream_endpoint
 from gateway.policy.bundle import load_bundle
 from gateway.screening.report import ScreeningPolicy
-from gateway.screening.service import screen_and_record, upstream_endpoint
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class ScreeningRuns:
         self, *, model_name: str, ran_by: str, samples: int | None = None
     ) -> ScreeningRun:
         """Start screening `model_name` in the background; raises UnknownModel,
-        Unscreenable (service.py) or RunInProgress before anything runs."""
+        Unscreenable (gateway/admin/screening.py) or RunInProgress before anything runs."""
         for run in self._runs.values():
             if run.model == model_name and run.state == "running":
                 raise RunInProgress(run.id)
