@@ -17,7 +17,7 @@ from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.api import admin, health, oauth, orgs, v1, v1_schema
+from gateway.api import admin, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.reasons import Reason
@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(orgs.router)
     app.include_router(admin.router)
+    app.include_router(usage.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
@@ -144,6 +145,3 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _is_storage_error(exc: Exception) -> bool:
     module = type(exc).__module__
     return module.startswith(("redis", "coredis", "limits")) or isinstance(exc, OSError)
-
-
-

@@ -52,6 +52,10 @@ class Reason(StrEnum):
     # limits
     RATE_LIMITED = "rate_limited"
     LIMITS_UNAVAILABLE = "limits_unavailable"
+    # limits: tokens per minute, the organization's daily budget, concurrent requests
+    TOKENS_EXHAUSTED = "tokens_exhausted"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    TOO_MANY_IN_FLIGHT = "too_many_in_flight"
     # forward
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_TIMEOUT = "upstream_timeout"

@@ -20,7 +20,8 @@ from gateway.forward.probe import Prober
 from gateway.forward.upstream import Upstream
 from gateway.identity.tokens import TokenVerifier
 from gateway.issuer.service import Issuer
-from gateway.limits.ratelimit import SubjectLimiter
+from gateway.limits.limiter import Limiter
+from gateway.limits.quota import Quotas
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
 from gateway.policy.factory import make_engine as make_policy_engine
@@ -32,6 +33,8 @@ from gateway.routing.health import Rules
 from gateway.settings import Settings
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+from gateway.usage.book import UsageBook
+from gateway.usage.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,10 @@ class Runtime:
     trust: TrustResolver
     catalog: Catalog
     policy: PolicyService
-    limits: SubjectLimiter
+    limits: Limiter
     upstream: Upstream
+    usage: UsageBook
+    tokenizer: Tokenizer
     audit: AuditWriter
     issuer: Issuer
     store: RequestDb  # the request path's data access: for readiness and shutdown
@@ -66,6 +71,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.admin.close()
+        await self.usage.close()
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
@@ -88,6 +94,18 @@ async def start_runtime(settings: Settings) -> Runtime:
     )
     await _first_load(catalog)
     upstream.start()
+    limits = Limiter(
+        rate=settings.rate_limit,
+        storage_uri=settings.rate_limit_storage,
+        quotas=Quotas.from_config(
+            policy_data=bundle.data, overrides=settings.tier_limits, tiers=bundle.tiers
+        ),
+        in_flight_ttl_s=settings.in_flight_ttl_s,
+        metrics=metrics,
+        tiers=bundle.tiers,
+    )
+    usage = UsageBook(store, flush_s=settings.usage_flush_s, metrics=metrics)
+    usage.start()
     return Runtime(
         identity=TokenVerifier(
             jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
@@ -95,8 +113,10 @@ async def start_runtime(settings: Settings) -> Runtime:
         trust=TrustResolver(store, tiers),
         catalog=catalog,
         policy=policy,
-        limits=SubjectLimiter(rate=settings.rate_limit, storage_uri=settings.rate_limit_storage),
+        limits=limits,
         upstream=upstream,
+        usage=usage,
+        tokenizer=Tokenizer(),
         audit=audit,
         issuer=issuer,
         store=store,

@@ -139,6 +139,22 @@ class ScreeningSettings(BaseSettings):
         return value
 
 
+class TierLimits(BaseModel):
+    """One tier's limits, overriding `tacgw.limits.tiers` of the policy data field by field.
+
+    Unset: the policy data's value. 0: no limit of that kind for the tier.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    requests_per_minute: int | None = Field(None, ge=0)  # per subject and model
+    tokens_per_minute: int | None = Field(None, ge=0)  # per subject and model
+    daily_tokens: int | None = Field(None, ge=0)  # per organization, per UTC day
+    in_flight: int | None = Field(None, ge=0)  # per organization
+    # When the limits storage (Redis) fails: refuse (503 limits_unavailable) or admit.
+    on_outage: Literal["closed", "open"] | None = None
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start; passed into `create_app`, never read globally."""
 
@@ -170,6 +186,13 @@ class Settings(BaseSettings):
 
     rate_limit: str = "600/minute"
     rate_limit_storage: str = "memory://"
+    # Per-tier limits over the policy data's (docs/operators.md, "Limits and budgets").
+    tier_limits: dict[str, TierLimits] = Field(default_factory=dict)
+    # A replica that dies mid-request cannot release its in-flight slot; the slot lapses
+    # after this long. Longer than the longest response you serve.
+    in_flight_ttl_s: float = Field(900.0, ge=1)
+    # Usage per organization, model and day is written to the database this often.
+    usage_flush_s: float = Field(5.0, gt=0)
     token_endpoint_rate_limit: str = "30/minute"
 
     max_body_bytes: int = Field(1_048_576, ge=1024)

@@ -188,3 +188,15 @@ test_an_unverified_org_learns_nothing_about_screening if {
 		not "model_not_screened" in d.reasons
 	}
 }
+
+test_no_model_limits_by_default if {
+	authz.decision.obligations.limits == {} with input as base
+}
+
+test_model_limits_from_data if {
+	cyber := object.union(base, {"model": {"name": "cyber", "tier_floor": "public"}})
+	models := {"cyber": {"tokens_per_minute": 1000}}
+	d := authz.decision with input as cyber with data.tacgw.limits.models as models
+	d.obligations.limits == {"tokens_per_minute": 1000}
+	authz.decision.obligations.limits == {} with input as base with data.tacgw.limits.models as models
+}

@@ -49,7 +49,7 @@ async def _run(request: Request, call: Call) -> Response:
 
 
 def render(outcome: Outcome) -> Response:
-    headers = decision_headers(outcome.decision_id)
+    headers = decision_headers(outcome.decision_id) | dict(outcome.headers)
     if isinstance(outcome, Answered):
         return Response(outcome.body, outcome.status, headers, media_type=JSON)
     if isinstance(outcome, Streamed):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -244,3 +244,25 @@ class ScreeningReportPublic(ScreeningReportBase):
     id: str
     created_at: datetime
     expires_at: datetime
+
+
+class UsageDailyBase(SQLModel):
+    """Tokens used by one organization on one model in one UTC day."""
+
+    org_id: str = Field(primary_key=True, max_length=64)
+    model: str = Field(primary_key=True, max_length=200)
+    day: date = Field(primary_key=True)
+    requests: int = 0
+    # 64-bit: a busy organization passes 2^31 tokens a day.
+    prompt_tokens: int = Field(default=0, sa_type=BigInteger)
+    completion_tokens: int = Field(default=0, sa_type=BigInteger)
+    # Calls whose upstream reported no usage: their tokens were counted by the gateway.
+    estimated_requests: int = 0
+
+
+class UsageDaily(UsageDailyBase, table=True):
+    """Summed in memory by each replica and added here every few seconds (an upsert)."""
+
+
+class UsageDailyPublic(UsageDailyBase):
+    total_tokens: int = 0

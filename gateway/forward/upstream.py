@@ -31,6 +31,7 @@ from gateway.reasons import Reason
 from gateway.routing.balance import Balancer, TargetState
 from gateway.routing.catalog import Route
 from gateway.routing.endpoints import Endpoint
+from gateway.usage.meter import UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,13 @@ class _Retryable(Exception):
 def prepare_body(
     body: dict[str, Any], *, endpoint: Endpoint, obligations: Obligations
 ) -> dict[str, Any]:
-    """The caller's body with the policy's token cap applied; the model is set per target."""
+    """The caller's body with the policy's token cap applied; the model is set per target.
+    A stream asks for its usage (the caller sees that event only if it asked too)."""
     out = dict(body)
+    if adds_stream_usage(body, endpoint):
+        options = body.get("stream_options")
+        out["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                 "include_usage": True}  # fmt: skip
     present = [f for f in endpoint.cap_fields if out.get(f) is not None]
     for name in present:
         value = out[name]
@@ -82,6 +88,23 @@ def prepare_body(
         if not present and endpoint.inject_cap:
             out[endpoint.inject_cap] = cap
     return out
+
+
+def adds_stream_usage(body: dict[str, Any], endpoint: Endpoint) -> bool:
+    """True when the gateway asks for a stream's usage event that the caller did not."""
+    if not (endpoint.stream_usage_option and body.get("stream") is True):
+        return False
+    options = body.get("stream_options")
+    return not (isinstance(options, dict) and options.get("include_usage") is True)
+
+
+def output_bound(body: dict[str, Any], *, endpoint: Endpoint, obligations: Obligations) -> int:
+    """The most output tokens the upstream will be allowed (0: no bound is known)."""
+    asked = [v for f in endpoint.cap_fields if isinstance(v := body.get(f), int) and v > 0]
+    cap = obligations.max_tokens
+    if asked:
+        return min(min(asked), cap) if cap else min(asked)
+    return cap if cap and endpoint.inject_cap else 0
 
 
 class Upstream:
@@ -120,6 +143,7 @@ class Upstream:
         request_id: str,
         disconnected: Callable[[], Awaitable[None]],
         record: TryRecord,
+        usage: UsageMeter | None = None,
     ) -> bytes | UpstreamStream:
         """The upstream's answer with the model renamed: the whole body, or its stream."""
         tried: list[TargetState] = []
@@ -142,7 +166,7 @@ class Upstream:
                 )
             try:
                 return await self._try(
-                    state, route, endpoint, content, stream, request_id, disconnected
+                    state, route, endpoint, content, stream, request_id, disconnected, usage
                 )
             except _Retryable as exc:
                 failure = exc.error
@@ -176,6 +200,7 @@ class Upstream:
         stream: bool,
         request_id: str,
         disconnected: Callable[[], Awaitable[None]],
+        usage: UsageMeter | None,
     ) -> bytes | UpstreamStream:
         target = state.target
         meter = self._meters.of(target)
@@ -193,11 +218,17 @@ class Upstream:
         meter.requests.inc()
         # One watcher for the whole exchange (sending, and reading a whole body).
         return await unless_disconnected(
-            disconnected, lambda: self._exchange(state, meter, route, request, stream)
+            disconnected, lambda: self._exchange(state, meter, route, request, stream, usage)
         )
 
     async def _exchange(
-        self, state: TargetState, meter: Meter, route: Route, request: httpx.Request, stream: bool
+        self,
+        state: TargetState,
+        meter: Meter,
+        route: Route,
+        request: httpx.Request,
+        stream: bool,
+        usage: UsageMeter | None,
     ) -> bytes | UpstreamStream:
         target = state.target
         state.in_flight += 1
@@ -248,8 +279,9 @@ class Upstream:
                 answer = UpstreamStream(
                     response,
                     rename_to=renamed,
+                    meter=usage,
                     limit=self._max_bytes,
-                    on_end=lambda failure: self._stream_ended(state, failure),
+                    on_release=lambda failure: self._stream_ended(state, failure),
                 )
                 handed_over = True
                 return answer

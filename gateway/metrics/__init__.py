@@ -41,6 +41,24 @@ class Metrics:
             ["engine", "reason"],
             registry=self.registry,
         )
+        self.tokens = Counter(
+            "tacgw_tokens",
+            "Tokens used by allowed calls, by tier, model, kind (prompt or completion) and "
+            "source (upstream: the model server's figure; estimated: counted by the gateway).",
+            ["tier", "model", "kind", "source"],
+            registry=self.registry,
+        )
+        self.limits_fail_open = Counter(
+            "tacgw_limits_fail_open",
+            "Requests admitted uncounted because the limits storage failed (tiers set to open).",
+            ["tier"],
+            registry=self.registry,
+        )
+        self.usage_write_failures = Counter(
+            "tacgw_usage_write_failures",
+            "Flushes of daily usage to the database that failed (retried at the next flush).",
+            registry=self.registry,
+        )
         self.policy_reloads = Counter(
             "tacgw_policy_reloads",
             "Policy reloads by result (a refused policy leaves the old one serving).",

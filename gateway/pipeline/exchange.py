@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError
@@ -31,6 +31,8 @@ class Outcome:
     allow: bool
     status: int
     reasons: tuple[str, ...]
+    # Extra response headers (the caller's remaining limits on an admitted call).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,9 +17,23 @@ RULE = "decision"
 
 
 @dataclass(frozen=True, slots=True)
+class LimitCaps:
+    """Limits the policy sets for one request; they can only tighten the tier's defaults."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    daily_tokens: int | None = None
+    in_flight: int | None = None
+
+
+LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "daily_tokens", "in_flight")
+
+
+@dataclass(frozen=True, slots=True)
 class Obligations:
     max_tokens: int = 0  # 0: no cap from policy
     keep_prompt: bool = False
+    limits: LimitCaps = field(default_factory=LimitCaps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +70,22 @@ def parse_result(result: Any, policy_version: str) -> Decision:
         obligations=Obligations(
             max_tokens=max_tokens if valid_cap else 0,
             keep_prompt=obligations.get("keep_prompt") is True,
+            limits=_limit_caps(obligations.get("limits")),
         ),
         policy_version=policy_version,
     )
+
+
+def _limit_caps(raw: Any) -> LimitCaps:
+    """Positive integers only; anything else in a field is ignored (it could only loosen)."""
+    if not isinstance(raw, dict):
+        return LimitCaps()
+    caps = {
+        name: value
+        for name in LIMIT_FIELDS
+        if isinstance(value := raw.get(name), int) and not isinstance(value, bool) and value > 0
+    }
+    return LimitCaps(**caps)
 
 
 def _known(raw: Any) -> str:

@@ -1,7 +1,7 @@
 """screening reports (issue 8)
 
 Revision ID: 0004_screening
-Revises: 0006_routing
+Revises: 0007_limits
 Create Date: 2026-11-26 21:50:02.482218
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0004_screening"
-down_revision: str | None = "0006_routing"
+down_revision: str | None = "0007_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -15,7 +15,7 @@ import rego.v1
 
 reads := {
 	"org.list", "org.show", "challenge.list", "grant.list", "grant.expiring",
-	"member.list", "client.list", "model.list", "screening.show",
+	"member.list", "client.list", "model.list", "screening.show", "usage.list",
 }
 
 # What an org admin may do, on its own organization only.

@@ -110,6 +110,12 @@ default keep_prompt := false
 
 keep_prompt if input.trust.tier in data.tacgw.keep_prompt_tiers
 
-obligations := {"max_tokens": max_tokens, "keep_prompt": keep_prompt}
+# Limits for this request that tighten the tier's defaults (the gateway reads those from
+# data.tacgw.limits.tiers itself; an obligation can only lower them). Here: per model.
+default limits := {}
+
+limits := data.tacgw.limits.models[input.model.name]
+
+obligations := {"max_tokens": max_tokens, "keep_prompt": keep_prompt, "limits": limits}
 
 decision := {"allow": allow, "reasons": reasons, "obligations": obligations}
