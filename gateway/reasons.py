@@ -42,6 +42,13 @@ class Reason(StrEnum):
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
     POLICY_REFUSED = "policy_refused"  # a reload refused: the policy in use keeps serving
+    # screening (issue 8): the model has no current report, or it fails the caller's tier
+    MODEL_NOT_SCREENED = "model_not_screened"
+    MODEL_FAILED_SCREENING = "model_failed_screening"
+    # screening runs through the admin API (gateway/admin/screening_runs.py)
+    MODEL_UNSCREENABLE = "model_unscreenable"  # no enabled target, or it cannot be called
+    SCREENING_IN_PROGRESS = "screening_in_progress"
+    SCREENING_RUN_NOT_FOUND = "screening_run_not_found"
     # limits
     RATE_LIMITED = "rate_limited"
     LIMITS_UNAVAILABLE = "limits_unavailable"

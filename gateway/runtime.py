@@ -89,6 +89,9 @@ async def start_runtime(settings: Settings) -> Runtime:
     audit.start()
     metrics = Metrics()
     upstream, catalog = _routing(settings, store, metrics)
+    metrics.watch_screening(
+        lambda now: ((r.name, r.screening_status(now)) for r in catalog.snapshot().values())
+    )
     await _first_load(catalog)
     upstream.start()
     limits = Limiter(

@@ -113,6 +113,32 @@ def parse_resolver(entry: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class ScreeningSettings(BaseSettings):
+    """How misalignment screenings are run (CLI, admin API, demo) and how long reports count."""
+
+    report_ttl_days: float = Field(90.0, gt=0)
+    samples: int = Field(100, ge=1, le=10_000)  # per condition
+    concurrency: int = Field(8, ge=1, le=256)
+    temperature: float = Field(1.0, ge=0, le=2)
+    max_tokens: int = Field(2048, ge=16)
+    timeout_s: float = Field(120.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    max_turns: int = Field(3, ge=1, le=10)
+    use_tools: bool = True
+    # An optional grader model (OpenAI-compatible); empty URL: the deterministic rubric only.
+    grader_url: str = ""
+    grader_model: str = ""
+    grader_api_key: SecretStr = SecretStr("")
+
+    @field_validator("grader_api_key")
+    @classmethod
+    def _grader_named(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        # Checked on the last grader field so that both URL and model have been read.
+        if info.data.get("grader_url") and not info.data.get("grader_model"):
+            raise ValueError("grader_url is set: set grader_model too")
+        return value
+
+
 class TierLimits(BaseModel):
     """One tier's limits, overriding `tacgw.limits.tiers` of the policy data field by field.
 
@@ -173,6 +199,7 @@ class Settings(BaseSettings):
     # The interactive /docs page; /openapi.json is always served.
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     # The upstream bearer for targets without a credential of their own (see
     # docs/operators.md); the caller's own credentials never reach an upstream.

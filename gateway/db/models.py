@@ -213,6 +213,39 @@ class AuditEvent(SQLModel, table=True):
     upstream_tries: int | None = None
 
 
+class ScreeningReportBase(SQLModel):
+    """What a screening report says at a glance; the full report is its JSON `body`."""
+
+    model_name: str = Field(foreign_key="modelentry.name", max_length=200)
+    ran_by: str = Field(max_length=200)
+    upstream_url: str = Field(max_length=500)
+    upstream_model: str = Field(max_length=200)
+    pack_version: str = Field(max_length=40)
+    pack_sha256: str = Field(max_length=64)
+    samples_per_condition: int
+    # The highest upper 95% bound over the screened conditions: what thresholds compare with.
+    max_ci_high: float
+    sha256: str = Field(max_length=64)
+
+
+class ScreeningReport(ScreeningReportBase, table=True):
+    """One screening run of one catalog model; never updated, superseded by a newer one."""
+
+    __table_args__ = (Index("ix_screeningreport_model_created", "model_name", "created_at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    # The canonical JSON text whose SHA-256 is `sha256`: re-hash it to check it.
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ScreeningReportPublic(ScreeningReportBase):
+    id: str
+    created_at: datetime
+    expires_at: datetime
+
+
 class UsageDailyBase(SQLModel):
     """Tokens used by one organization on one model in one UTC day."""
 

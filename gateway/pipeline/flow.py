@@ -288,6 +288,16 @@ def _deny_message(decision: Decision, trust: Trust, route: Route) -> str:
             f"The model '{route.name}' needs the '{route.tier_floor}' tier; "
             f"your tier is '{trust.tier}'."
         )
+    if Reason.MODEL_NOT_SCREENED in decision.reasons:
+        return (
+            f"The model '{route.name}' has no current misalignment screening report, which "
+            f"the '{trust.tier}' tier requires."
+        )
+    if Reason.MODEL_FAILED_SCREENING in decision.reasons:
+        return (
+            f"The model '{route.name}' did not pass the misalignment screening the "
+            f"'{trust.tier}' tier requires."
+        )
     return "The access policy denied this request: " + ", ".join(decision.reasons) + "."
 
 

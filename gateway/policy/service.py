@@ -89,6 +89,7 @@ _PROBE: dict[str, Any] = {
     "principal": {"sub": "probe", "client_id": "probe", "org_id": "probe", "tier_claim": "",
                   "scopes": [], "token_id": "probe", "auth_strength": "client_secret"},
     "trust": {"tier": "", "org_id": "probe", "org_status": "", "tier_expires_at": None},
-    "model": {"name": "probe", "tier_floor": ""},
+    "model": {"name": "probe", "tier_floor": "",
+              "screening": {"state": "missing", "max_ci_high": None}},
     "request": {"endpoint": "chat.completions", "stream": False, "max_tokens": None},
 }  # fmt: skip

@@ -16,7 +16,11 @@ from tests.support.services import POLICY_DIR, free_port
 ALLOWED_INPUT = {
     "principal": {"sub": "c", "scopes": ["models"]},
     "trust": {"tier": "critical", "org_status": "verified"},
-    "model": {"name": "cyber", "tier_floor": "critical"},
+    "model": {
+        "name": "cyber",
+        "tier_floor": "critical",
+        "screening": {"state": "current", "max_ci_high": 0.037},
+    },
     "request": {"endpoint": "chat.completions"},
 }
 

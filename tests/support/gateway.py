@@ -27,6 +27,7 @@ from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
 from gateway.demo.upstream import create_upstream_app
 from gateway.settings import Settings, UpstreamSettings
+from tests.support.screening import seed_reports
 from tests.support.services import free_port
 from tests.support.uvicorn_server import serve
 
@@ -160,7 +161,10 @@ class GatewayFactory:
             }
         )
         gw = RunningGateway(base_url="", database_url=url, settings=settings)
-        gw.run(lambda engine: _seed(engine, gw, upstream or self._upstream))
+        # Only the session upstream is screened: a dedicated one counts its requests, and an
+        # unreachable one cannot be; their models serve the tiers that need no screening.
+        screened = upstream is None or upstream == self._upstream
+        gw.run(lambda engine: _seed(engine, gw, upstream or self._upstream, screened=screened))
         gw.base_url = self._stack.enter_context(serve(create_app(settings), port))
         return gw
 
@@ -168,11 +172,13 @@ class GatewayFactory:
         self._stack.close()
 
 
-async def _seed(engine: Any, gw: RunningGateway, upstream: str) -> None:
+async def _seed(engine: Any, gw: RunningGateway, upstream: str, *, screened: bool) -> None:
     for name, floor in MODELS:
         await ops.add_model(
             engine, name=name, upstream_url=upstream, upstream_model=name, tier_floor=floor
         )
+    if screened:
+        await seed_reports(engine, upstream=upstream, models=[name for name, _ in MODELS])
     for tier in TIERS:
         org = await ops.create_org(engine, name=f"org-{tier}", status="verified")
         if tier != "public":
