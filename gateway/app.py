@@ -16,6 +16,7 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from gateway.api import admin, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
@@ -103,8 +104,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> Response:
         error: GatewayError
         if exc.status_code == 405:
-            error = MethodNotAllowed(Reason.METHOD_NOT_ALLOWED, "Method not allowed.")
-            error.headers.update(exc.headers or {})  # the framework's Allow header
+            allowed = _allowed_methods(request)
+            error = MethodNotAllowed(
+                Reason.METHOD_NOT_ALLOWED,
+                f"{request.method} is not allowed here; use {', '.join(allowed)}.",
+                headers={"Allow": ", ".join(allowed)},
+            )
         elif exc.status_code == 404:
             error = NotFound(Reason.NOT_FOUND, f"There is no route {request.url.path[:200]}.")
         else:
@@ -140,6 +145,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request.url.path == _TOKEN_PATH:
             return oauth_error(500, Reason.INTERNAL_ERROR, "The gateway failed unexpectedly.")
         return openai_error(GatewayError(Reason.INTERNAL_ERROR, "The gateway failed unexpectedly."))
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette's 405 names only the first
+    matching route's, so `GET /admin/grants` hid `POST /admin/grants`)."""
+    methods: set[str] = set()
+    routes = list(request.app.routes)
+    while routes:
+        route = routes.pop()
+        # Included routers are wrapped; their own routes carry the paths and methods.
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is not None:
+            routes.extend(inner)
+        elif getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods - {"HEAD"}) or ["GET"]
 
 
 def _is_storage_error(exc: Exception) -> bool:

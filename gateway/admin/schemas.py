@@ -4,18 +4,34 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import iso3166
 from sqlmodel import Field, SQLModel
+
+from gateway.admin.fields import MAX_EVIDENCE, MAX_NAME
+from gateway.trust.domains import MAX_DOMAIN
+from gateway.trust.sectors import SECTORS
+
+# What an application may hold, stated in the OpenAPI document only: the operation checks
+# each field itself (gateway/admin/fields.py, gateway/trust/), so that the CLI and the API
+# refuse a bad one with the same message.
+_NAME = {"minLength": 1, "maxLength": MAX_NAME, "pattern": r"\S"}
+_DOMAIN = {
+    "maxLength": MAX_DOMAIN,
+    "pattern": r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$",
+    "description": "A registrable domain (not an IP, a wildcard or a public suffix)",
+}
+_SECTOR = {"enum": list(SECTORS)}
+_COUNTRY = {"enum": sorted(iso3166.countries_by_alpha2)}
 
 
 class OrganizationCreate(SQLModel):
-    """An application for verification. Lengths are checked by the operation itself, so that
-    the CLI and the API refuse a bad field with the same message."""
+    """An application for verification."""
 
-    name: str
-    domain: str
-    sector: str
-    country: str
-    evidence: str = ""
+    name: str = Field(schema_extra={"json_schema_extra": _NAME})
+    domain: str = Field(schema_extra={"json_schema_extra": _DOMAIN})
+    sector: str = Field(schema_extra={"json_schema_extra": _SECTOR})
+    country: str = Field(schema_extra={"json_schema_extra": _COUNTRY})
+    evidence: str = Field("", schema_extra={"json_schema_extra": {"maxLength": MAX_EVIDENCE}})
 
 
 class OrganizationPublic(SQLModel):

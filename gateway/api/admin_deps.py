@@ -20,7 +20,8 @@ from gateway.admin import clients, grants, permission
 from gateway.admin.actor import Actor
 from gateway.admin.auditlog import record_refusal
 from gateway.api.deps import RuntimeDep
-from gateway.errors import Forbidden
+from gateway.errors import Forbidden, NotFound
+from gateway.reasons import Reason
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT")
 
@@ -56,17 +57,31 @@ async def _target(rt: Any, request: Request) -> dict[str, Any]:
         client = await clients.get_client(rt.admin.engine, client_id=params["client_id"])
         target |= {"org_id": client.org_id, "client_id": client.id}
     elif "grant_id" in params:
-        grant = await grants.get_grant(rt.admin.engine, grant_id=int(params["grant_id"]))
+        raw = str(params["grant_id"])
+        if not raw.isdigit():  # the route's own validation says why; no such grant either way
+            raise NotFound(Reason.GRANT_NOT_FOUND, f"No grant {raw[:40]!r}.")
+        grant = await grants.get_grant(rt.admin.engine, grant_id=int(raw))
         target |= {"org_id": grant.org_id, "grant_id": grant.id}
     elif "org_id" in request.query_params:
         target["org_id"] = request.query_params["org_id"]
     if request.method in ("POST", "PUT") and await request.body():
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None  # not JSON: the route's own validation refuses it with 400
         if isinstance(body, dict):
             for key in _TARGET_FIELDS:
-                if key in body and key not in target:
+                if key in body and key not in target and _well_typed(key, body[key]):
                     target[key] = body[key]
     return target
+
+
+def _well_typed(key: str, value: Any) -> bool:
+    """Only values of the shape the policy expects reach it; anything else is left to the
+    route's validation (400), so a malformed body can never make the decision fail (503)."""
+    if key == "roles":
+        return isinstance(value, list) and all(isinstance(r, str) for r in value)
+    return isinstance(value, str)
 
 
 def permit(action: str) -> Callable[..., Awaitable[Actor]]:
