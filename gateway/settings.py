@@ -12,7 +12,7 @@ import limits.aio.storage  # registers the async storages' schemes
 import limits.storage
 import yaml
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,23 @@ class UpstreamSettings(BaseSettings):
     pool_size: int = Field(100, ge=1)
     retries_before_first_byte: int = Field(1, ge=0, le=5)
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
+
+
+class AuditLogSettings(BaseModel):
+    """The audit transparency log: who signs its checkpoints, and how often."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The log's name in checkpoints and the signing key's name; empty: "<issuer host>/audit".
+    origin: str = Field("", pattern=r"^[^\s+]*$")
+    key_file: Path = Path("./var/audit-log-key.pem")
+    # Base64 of a 32-byte Ed25519 seed; when set it is the key and key_file is not used
+    # (every replica must sign with the same key).
+    key_seed: SecretStr = SecretStr("")
+    # A checkpoint is signed once this many events are unsigned, or this long after the
+    # last one while events are waiting.
+    checkpoint_every: int = Field(1000, ge=1)
+    checkpoint_interval_s: float = Field(10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -82,6 +99,7 @@ class Settings(BaseSettings):
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     # Injected into every upstream call; the caller's own credentials never are.
     upstream_api_key: SecretStr = SecretStr("")
+    audit_log: AuditLogSettings = Field(default_factory=AuditLogSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -150,6 +168,13 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+
+def audit_log_origin(settings: Settings) -> str:
+    """The log origin: as configured, or the issuer's host followed by /audit."""
+    if settings.audit_log.origin:
+        return settings.audit_log.origin
+    return f"{urlsplit(settings.issuer).netloc}/audit"
 
 
 def _yaml_path(init_settings: PydanticBaseSettingsSource) -> Path | None:

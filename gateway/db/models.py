@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, Index, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -114,3 +123,61 @@ class AuditEvent(SQLModel, table=True):
     latency_ms: float
     request_hash: str | None = Field(default=None, max_length=64)
     token_id: str | None = Field(default=None, max_length=64)
+
+
+# The audit transparency log (gateway/audit/ledger.py; docs/architecture.md explains it).
+
+
+def _bigint_key() -> Column[int]:
+    return Column(BigInteger, primary_key=True, autoincrement=False)
+
+
+def _blob() -> Column[bytes]:
+    return Column(LargeBinary, nullable=False)
+
+
+class TlogLeaf(SQLModel, table=True):
+    """One leaf: the RFC 8785 bytes of one audit event, at a dense, unique index."""
+
+    __tablename__ = "tlog_leaf"
+    __table_args__ = (UniqueConstraint("decision_id", "kind", name="uq_tlog_leaf_decision_kind"),)
+
+    leaf_index: int = Field(sa_column=_bigint_key())
+    decision_id: str = Field(max_length=64)  # the unique key below indexes it
+    # "decision", "outcome", ...: one leaf of each kind per decision id at most.
+    kind: str = Field(max_length=20)
+    leaf_hash: bytes = Field(sa_column=_blob())
+    event: bytes = Field(sa_column=_blob())
+
+
+class TlogHash(SQLModel, table=True):
+    """Every complete subtree's hash, at its stored index (gateway/audit/tlog.py)."""
+
+    __tablename__ = "tlog_hash"
+
+    idx: int = Field(sa_column=_bigint_key())
+    hash: bytes = Field(sa_column=_blob())
+
+
+class TlogHead(SQLModel, table=True):
+    """The single row writers lock to append: current size and the tree's right edge."""
+
+    __tablename__ = "tlog_head"
+
+    id: int = Field(primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The complete-subtree roots of the tree at `size`, concatenated (32 bytes each).
+    frontier: bytes = Field(sa_column=_blob())
+    checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    checkpoint_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class TlogCheckpoint(SQLModel, table=True):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) of one tree size."""
+
+    __tablename__ = "tlog_checkpoint"
+
+    size: int = Field(sa_column=_bigint_key())
+    root: bytes = Field(sa_column=_blob())
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
