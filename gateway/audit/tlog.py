@@ -1,11 +1,11 @@
 """Merkle tree math of the audit transparency log (RFC 9162 §2.1), over stored hashes.
 
-Pure functions, no I/O. The log keeps every hash of every complete subtree once, at a
-dense "stored index" (the layout of Crosby and Wallach, also used by Go's
-golang.org/x/mod/sumdb/tlog): the hash of leaf n is at `stored_index(0, n)`, and the
-subtrees that leaf n completes follow it. Appending a leaf therefore writes about two
-hashes, and the root of any tree size, an inclusion proof or a consistency proof reads
-O(log n) stored hashes through a `HashReader` (one call, indexes sorted).
+Pure functions, no I/O. Like Go's golang.org/x/mod/sumdb/tlog (after Crosby and Wallach),
+the log keeps the hash of every complete subtree once, written when its last leaf is
+appended: node (level L, index k), the root of leaves [k·2^L, (k+1)·2^L), is stored with
+leaf (k+1)·2^L - 1, which completes it. Appending a leaf therefore writes its own hash
+and, on average, one node; the root at any tree size, an inclusion proof or a
+consistency proof reads O(log n) stored nodes through a `HashReader` (one call).
 
 Proof generation follows the recursive definitions of RFC 9162 (§2.1.3.1 PATH,
 §2.1.4.1 SUBPROOF); verification follows the iterative algorithms of §2.1.3.2 and
@@ -20,8 +20,10 @@ from collections.abc import Callable, Sequence
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
 
-# Reads the stored hashes at the given indexes, in the same order.
-HashReader = Callable[[Sequence[int]], Sequence[bytes]]
+# A stored node: (level, index); level 0 is a leaf hash.
+Node = tuple[int, int]
+# Reads the stored hashes of the given nodes, in the same order.
+HashReader = Callable[[Sequence[Node]], Sequence[bytes]]
 
 
 class ProofError(ValueError):
@@ -37,23 +39,10 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def stored_index(level: int, n: int) -> int:
-    """Where the hash of the n-th subtree of height `level` is stored.
-
-    Leaf m's hash is stored after every hash that leaves 0..m-1 completed, so it sits at
-    sum(m >> j for j >= 0) = 2m - popcount(m); the level-L node n is completed by leaf
-    m = (n+1)·2^L - 1 and follows that leaf's hash at offset L.
-    """
-    m = ((n + 1) << level) - 1
-    return 2 * m - m.bit_count() + level
-
-
-def stored_count(size: int) -> int:
-    """How many stored hashes a tree of `size` leaves has."""
-    if size == 0:
-        return 0
-    last = size - 1
-    return stored_index(0, last) + 1 + _trailing_ones(last)
+def completing_leaf(node: Node) -> int:
+    """The leaf whose append completes (and stores) `node`."""
+    level, k = node
+    return ((k + 1) << level) - 1
 
 
 def _trailing_ones(n: int) -> int:
@@ -68,32 +57,28 @@ def _split(n: int) -> int:
 # ---------------------------------------------------------------------------- appending
 
 
-def frontier_levels(size: int) -> list[int]:
-    """Heights of the complete subtrees that make up a tree of `size`, left to right."""
-    return [lvl for lvl in range(size.bit_length() - 1, -1, -1) if size >> lvl & 1]
-
-
 def append_leaves(
     size: int, frontier: Sequence[bytes], leaf_hashes: Sequence[bytes]
-) -> tuple[list[tuple[int, bytes]], list[bytes]]:
+) -> tuple[list[list[bytes]], list[bytes]]:
     """Append leaves to a tree of `size` whose complete-subtree roots are `frontier`.
 
-    Returns the (stored index, hash) pairs to write and the new frontier. Needs no read:
-    every sibling a new leaf completes is in the frontier, which is O(log n) hashes.
+    Returns, for each new leaf, the nodes it completes (levels 1, 2, ...; often none),
+    and the new frontier. Needs no read: every sibling a new leaf completes is in the
+    frontier, which is O(log n) hashes.
     """
     if len(frontier) != size.bit_count():
         raise ProofError(f"a tree of size {size} has {size.bit_count()} frontier hashes")
     stack = list(frontier)
-    stored: list[tuple[int, bytes]] = []
+    completed: list[list[bytes]] = []
     for n, h in enumerate(leaf_hashes, start=size):
-        index = stored_index(0, n)
-        stored.append((index, h))
+        nodes = []
         # Each trailing 1 bit of n closes a subtree: fold it with its left neighbour.
-        for level in range(1, _trailing_ones(n) + 1):
+        for _ in range(_trailing_ones(n)):
             h = node_hash(stack.pop(), h)
-            stored.append((index + level, h))
+            nodes.append(h)
         stack.append(h)
-    return stored, stack
+        completed.append(nodes)
+    return completed, stack
 
 
 def root_from_frontier(frontier: Sequence[bytes]) -> bytes:
@@ -107,22 +92,22 @@ def root_from_frontier(frontier: Sequence[bytes]) -> bytes:
 
 
 def root_from_leaves(leaf_hashes: Sequence[bytes]) -> bytes:
-    _, frontier = append_leaves(0, [], leaf_hashes)
-    return root_from_frontier(frontier)
+    _, edge = append_leaves(0, [], leaf_hashes)
+    return root_from_frontier(edge)
 
 
 # ---------------------------------------------------------------------------- reading
 
 
-def _subtree_indexes(lo: int, hi: int) -> list[int]:
-    """Stored indexes of the complete subtrees that make up leaves [lo, hi)."""
+def _subtree_nodes(lo: int, hi: int) -> list[Node]:
+    """The complete subtrees that make up leaves [lo, hi), left to right."""
     out = []
     while lo < hi:
         k = 1 << ((hi - lo).bit_length() - 1)  # the largest power of two <= hi - lo
         level = k.bit_length() - 1
         if lo % k:
             raise AssertionError(f"range [{lo}, {hi}) is not aligned")  # a bug, not input
-        out.append(stored_index(level, lo >> level))
+        out.append((level, lo >> level))
         lo += k
     return out
 
@@ -133,21 +118,21 @@ def _fold(hashes: Sequence[bytes]) -> bytes:
 
 def _read_ranges(ranges: Sequence[tuple[int, int]], read: HashReader) -> list[bytes]:
     """The MTH of each leaf range, from one read of the stored hashes they need."""
-    plans = [_subtree_indexes(lo, hi) for lo, hi in ranges]
-    wanted = sorted({i for plan in plans for i in plan})
+    plans = [_subtree_nodes(lo, hi) for lo, hi in ranges]
+    wanted = sorted({node for plan in plans for node in plan})
     got = read(wanted)
     if len(got) != len(wanted):
         raise ProofError(f"asked for {len(wanted)} stored hashes, got {len(got)}")
-    by_index = dict(zip(wanted, got, strict=True))
-    return [_fold([by_index[i] for i in plan]) for plan in plans]
+    by_node = dict(zip(wanted, got, strict=True))
+    return [_fold([by_node[node] for node in plan]) for plan in plans]
 
 
 def frontier(size: int, read: HashReader) -> list[bytes]:
     """The complete-subtree roots of the tree of `size`, read from the stored hashes."""
-    indexes = _subtree_indexes(0, size)
-    got = list(read(indexes))
-    if len(got) != len(indexes):
-        raise ProofError(f"asked for {len(indexes)} stored hashes, got {len(got)}")
+    nodes = _subtree_nodes(0, size)
+    got = list(read(nodes))
+    if len(got) != len(nodes):
+        raise ProofError(f"asked for {len(nodes)} stored hashes, got {len(got)}")
     return got
 
 

@@ -137,7 +137,11 @@ def _blob() -> Column[bytes]:
 
 
 class TlogLeaf(SQLModel, table=True):
-    """One leaf: the RFC 8785 bytes of one audit event, at a dense, unique index."""
+    """One leaf: the RFC 8785 bytes of one audit event, at a dense, unique index.
+
+    With it are stored the hashes its append computed: its leaf hash and the hashes of
+    the subtrees it completes (gateway/audit/tlog.py), so proofs read O(log n) rows.
+    """
 
     __tablename__ = "tlog_leaf"
     __table_args__ = (UniqueConstraint("decision_id", "kind", name="uq_tlog_leaf_decision_kind"),)
@@ -147,16 +151,9 @@ class TlogLeaf(SQLModel, table=True):
     # "decision", "outcome", ...: one leaf of each kind per decision id at most.
     kind: str = Field(max_length=20)
     leaf_hash: bytes = Field(sa_column=_blob())
+    # Hashes of the subtrees this leaf completes, levels 1, 2, ... (32 bytes each).
+    nodes: bytes = Field(sa_column=_blob())
     event: bytes = Field(sa_column=_blob())
-
-
-class TlogHash(SQLModel, table=True):
-    """Every complete subtree's hash, at its stored index (gateway/audit/tlog.py)."""
-
-    __tablename__ = "tlog_hash"
-
-    idx: int = Field(sa_column=_bigint_key())
-    hash: bytes = Field(sa_column=_blob())
 
 
 class TlogHead(SQLModel, table=True):

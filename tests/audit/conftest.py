@@ -102,9 +102,14 @@ async def log_db(log_url: str) -> AsyncIterator[LogDb]:
 
 
 @pytest.fixture
-async def pg_log_db(tmp_path: Path, postgres_url: str) -> AsyncIterator[LogDb]:
+def pg_log_url(tmp_path: Path, postgres_url: str) -> str:
+    return fresh_database_url("postgres", tmp_path, postgres_url)
+
+
+@pytest.fixture
+async def pg_log_db(pg_log_url: str) -> AsyncIterator[LogDb]:
     """A migrated PostgreSQL database, for what only PostgreSQL does (several writers)."""
-    engine = make_engine(fresh_database_url("postgres", tmp_path, postgres_url))
+    engine = make_engine(pg_log_url)
     try:
         yield LogDb("postgres", engine)
     finally:

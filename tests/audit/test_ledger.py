@@ -24,11 +24,10 @@ async def test_batches_get_dense_indexes_and_checkpoints_every_n(
         appended = await log_db.append(batch, policy)
         assert appended.first_index == batch[0]
         sizes.append(appended.checkpoint.size if appended.checkpoint else None)
-    # every=5 and a 1-day interval: the first append signs (no checkpoint yet), then at
-    # the first batch that leaves 5 or more unsigned leaves.
-    assert sizes == [2, None, 7, 13]
+    # every=5: signed by the first batch that leaves 5 or more leaves unsigned.
+    assert sizes == [None, None, 7, 13]
     cps = await log_db.run(ledger.checkpoints)
-    assert [cp.size for cp in cps] == [2, 7, 13]
+    assert [cp.size for cp in cps] == [7, 13]
     assert await log_db.run(ledger.size) == 13
     leaves = await log_db.run(lambda c: list(ledger.iter_leaves(c, batch=4)))
     assert [leaf.index for leaf in leaves] == list(range(13))
@@ -36,18 +35,21 @@ async def test_batches_get_dense_indexes_and_checkpoints_every_n(
 
 
 async def test_checkpoints_by_time_and_on_demand(log_db: LogDb, signer: NoteSigner) -> None:
+    """The timer's part: sign what waits once the interval has passed since the last one."""
     policy = ledger.CheckpointPolicy(signer=signer, every=1000, interval=timedelta(seconds=10))
-    assert (await log_db.append([0], policy, now=T0)).checkpoint is not None
-    assert (await log_db.append([1], policy, now=T0 + timedelta(seconds=5))).checkpoint is None
-    later = await log_db.append([2], policy, now=T0 + timedelta(seconds=11))
-    assert later.checkpoint is not None and later.checkpoint.size == 3
-    await log_db.append([3], policy, now=T0 + timedelta(seconds=12))
-    # The idle timer: nothing due yet at +15 s, due at +22 s; nothing to sign after that.
     due = ledger.checkpoint_if_due
-    assert await log_db.run(due, now=T0 + timedelta(seconds=15), policy=policy) is None
-    cp = await log_db.run(due, now=T0 + timedelta(seconds=22), policy=policy)
-    assert cp is not None and cp.size == 4
+    assert await log_db.run(due, now=T0, policy=policy) is None  # nothing to sign
+    assert (await log_db.append([0], policy, now=T0)).checkpoint is None
+    first = await log_db.run(due, now=T0, policy=policy)  # no checkpoint yet: due at once
+    assert first is not None and first.size == 1
+    await log_db.append([1, 2], policy, now=T0 + timedelta(seconds=1))
+    assert await log_db.run(due, now=T0 + timedelta(seconds=9), policy=policy) is None
+    later = await log_db.run(due, now=T0 + timedelta(seconds=10), policy=policy)
+    assert later is not None and later.size == 3
     assert await log_db.run(due, now=T0 + timedelta(days=1), policy=policy, force=True) is None
+    await log_db.append([3], policy, now=T0 + timedelta(seconds=11))
+    forced = await log_db.run(due, now=T0 + timedelta(seconds=11), policy=policy, force=True)
+    assert forced is not None and forced.size == 4
 
 
 async def test_proofs_from_the_database_verify_against_signed_checkpoints(

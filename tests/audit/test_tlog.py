@@ -47,38 +47,38 @@ def mth(leaves: Sequence[bytes]) -> bytes:
     return tlog.node_hash(mth(leaves[:k]), mth(leaves[k:]))
 
 
+def store_of(leaves: Sequence[bytes]) -> dict[tlog.Node, bytes]:
+    """Every stored node, keyed by (level, index), as appending wrote them."""
+    completed, _ = tlog.append_leaves(0, [], leaves)
+    store = {}
+    for n, (h, nodes) in enumerate(zip(leaves, completed, strict=True)):
+        store[(0, n)] = h
+        for level, node in enumerate(nodes, start=1):
+            # The node a leaf completes at `level` is the one ending at that leaf.
+            store[(level, n >> level)] = node
+            assert tlog.completing_leaf((level, n >> level)) == n
+    return store
+
+
 def build(n: int) -> tuple[list[bytes], tlog.HashReader]:
     leaves = [tlog.leaf_hash(b"leaf %d" % i) for i in range(n)]
-    stored, _ = tlog.append_leaves(0, [], leaves)
-    store = dict(stored)
-    return leaves, lambda indexes: [store[i] for i in indexes]
+    store = store_of(leaves)
+    return leaves, lambda nodes: [store[node] for node in nodes]
 
 
 def test_ct_vectors() -> None:
-    leaves = [tlog.leaf_hash(x) for x in CT_LEAVES]
-    stored, _ = tlog.append_leaves(0, [], leaves)
-    store = dict(stored)
+    store = store_of([tlog.leaf_hash(x) for x in CT_LEAVES])
     for n, want in enumerate(CT_ROOTS, start=1):
-        assert tlog.tree_hash(n, lambda idx: [store[i] for i in idx]).hex() == want
+        assert tlog.tree_hash(n, lambda nodes: [store[i] for i in nodes]).hex() == want
 
 
-def test_stored_index_is_the_dense_crosby_wallach_layout() -> None:
-    """Level L's n-th hash follows level L+1's 2n+1-th: the loop form of the layout."""
-
-    def by_loop(level: int, n: int) -> int:
-        for _ in range(level):
-            n = 2 * n + 1
-        i = 0
-        while n:
-            i, n = i + n, n >> 1
-        return i + level
-
-    for level in range(8):
-        for n in range(300):
-            assert tlog.stored_index(level, n) == by_loop(level, n)
-    # Appending writes each index exactly once, with no hole.
-    stored, _ = tlog.append_leaves(0, [], [b"\x00" * 32] * 1000)
-    assert [i for i, _ in stored] == list(range(tlog.stored_count(1000)))
+def test_every_complete_subtree_is_stored_once_with_its_last_leaf() -> None:
+    leaves = [tlog.leaf_hash(b"%d" % i) for i in range(64)]
+    store = store_of(leaves)
+    # 64 leaves: 64 + 32 + ... + 1 complete subtrees, each the MTH of its leaves.
+    assert len(store) == 127
+    for (level, k), h in store.items():
+        assert h == mth(leaves[k << level : (k + 1) << level])
 
 
 def test_roots_match_the_definition_and_pymerkle() -> None:
@@ -155,9 +155,9 @@ def test_proofs_read_logarithmically_many_hashes() -> None:
     calls: list[int] = []
     _, read = build(1000)
 
-    def counting(indexes: Sequence[int]) -> Sequence[bytes]:
-        calls.append(len(indexes))
-        return read(indexes)
+    def counting(nodes: Sequence[tlog.Node]) -> Sequence[bytes]:
+        calls.append(len(nodes))
+        return read(nodes)
 
     tlog.inclusion_proof(517, 1000, counting)
     tlog.consistency_proof(333, 1000, counting)

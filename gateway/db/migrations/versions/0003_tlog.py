@@ -1,4 +1,4 @@
-"""audit transparency log: leaves, stored hashes, head, checkpoints
+"""audit transparency log: leaves with their stored hashes, head, checkpoints
 
 Revision ID: 0003_tlog
 Revises: 0001
@@ -28,12 +28,6 @@ def upgrade() -> None:
         sa.Column("created_at", gateway.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("size"),
     )
-    op.create_table(
-        "tlog_hash",
-        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("hash", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("idx"),
-    )
     head = op.create_table(
         "tlog_head",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -51,6 +45,7 @@ def upgrade() -> None:
         sa.Column("decision_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(), nullable=False),
+        sa.Column("nodes", sa.LargeBinary(), nullable=False),
         sa.Column("event", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("leaf_index"),
         sa.UniqueConstraint("decision_id", "kind", name="uq_tlog_leaf_decision_kind"),
@@ -60,5 +55,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("tlog_leaf")
     op.drop_table("tlog_head")
-    op.drop_table("tlog_hash")
     op.drop_table("tlog_checkpoint")
