@@ -155,9 +155,7 @@ def _sign(
         insert(CHECKPOINT),
         {"size": size, "root": checkpoint.root, "note": note, "created_at": now},
     )
-    conn.execute(
-        update(HEAD).where(HEAD.c.id == 1).values(checkpoint_size=size, checkpoint_at=now)
-    )
+    conn.execute(update(HEAD).where(HEAD.c.id == 1).values(checkpoint_size=size, checkpoint_at=now))
     return checkpoint
 
 
