@@ -178,3 +178,16 @@ class TlogCheckpoint(SQLModel, table=True):
     root: bytes = Field(sa_column=_blob())
     note: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class PolicyArchive(SQLModel, table=True):
+    """Every policy bundle that decided, kept by hash, so old decisions can be replayed."""
+
+    __tablename__ = "policy_archive"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    version: str = Field(max_length=16)
+    # {"file name": "Rego text", ...} as JSON, and the data file's exact text.
+    modules: str = Field(sa_column=Column(Text, nullable=False))
+    data_text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

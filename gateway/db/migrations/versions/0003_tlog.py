@@ -1,4 +1,4 @@
-"""audit transparency log: leaves with their stored hashes, head, checkpoints
+"""audit transparency log: leaves with their stored hashes, head, checkpoints; policy archive
 
 Revision ID: 0003_tlog
 Revises: 0001
@@ -51,8 +51,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("decision_id", "kind", name="uq_tlog_leaf_decision_kind"),
     )
 
+    op.create_table(
+        "policy_archive",
+        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("version", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("modules", sa.Text(), nullable=False),
+        sa.Column("data_text", sa.Text(), nullable=False),
+        sa.Column("created_at", gateway.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("sha256"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("policy_archive")
     op.drop_table("tlog_leaf")
     op.drop_table("tlog_head")
     op.drop_table("tlog_checkpoint")
