@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from gateway.audit.checkpoint import NoteSigner, open_checkpoint
 from gateway.audit.tlog import leaf_hash, verify_consistency, verify_inclusion
 from gateway.audit.verify import verify_log
 from tests.audit.conftest import T0, LogDb, leaf_input
+from tests.support.services import REPO_ROOT
 
 
 async def test_batches_get_dense_indexes_and_checkpoints_every_n(
@@ -105,3 +107,43 @@ async def test_concurrent_writers_keep_the_log_dense_and_verifiable(
     report = await log_db.run(verify_log, verifier=signer.verifier)
     assert report.ok, report.problem
     assert report.leaves == 240
+
+
+WRITER = """
+import asyncio, sys
+from gateway.audit import ledger
+from gateway.db.engine import make_engine
+from tests.audit.conftest import T0, leaf_input
+
+async def main(url, first, batches):
+    engine = make_engine(url)
+    for b in range(batches):
+        leaves = [leaf_input(first + 4 * b + j) for j in range(4)]
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: ledger.append(c, leaves, now=T0))
+    await engine.dispose()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+async def test_two_processes_writing_at_once_keep_one_verifiable_log(
+    pg_log_db: LogDb, pg_log_url: str, policy: ledger.CheckpointPolicy, signer: NoteSigner
+) -> None:
+    """Two OS processes (two gateway replicas' writers) append to one PostgreSQL log."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WRITER, pg_log_url, str(first), "40", cwd=REPO_ROOT
+        )
+        for first in (0, 100_000)
+    ]
+    codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=90)
+    assert codes == [0, 0]
+    await pg_log_db.run(ledger.checkpoint_if_due, now=T0, policy=policy, force=True)
+    leaves = await pg_log_db.run(lambda c: list(ledger.iter_leaves(c)))
+    assert [leaf.index for leaf in leaves] == list(range(320))
+    # Both writers' batches are interleaved, each batch contiguous.
+    owners = [int(leaf.decision_id, 16) >= 100_000 for leaf in leaves]
+    assert 0 < sum(owners) < 320 and all(len(set(owners[i : i + 4])) == 1 for i in range(0, 320, 4))
+    report = await pg_log_db.run(verify_log, verifier=signer.verifier)
+    assert report.ok, report.problem
