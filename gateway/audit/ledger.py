@@ -186,6 +186,40 @@ def hash_reader(conn: Connection) -> HashReader:
     return read
 
 
+def pruned_size(conn: Connection) -> int:
+    """Leaves below this index were archived (events removed, hashes kept)."""
+    return int(conn.execute(select(HEAD.c.pruned_size).where(HEAD.c.id == 1)).scalar() or 0)
+
+
+def archivable_size(conn: Connection, *, before: datetime) -> int:
+    """The largest checkpoint signed before `before`: every leaf it covers is older."""
+    found = conn.execute(
+        select(CHECKPOINT.c.size)
+        .where(CHECKPOINT.c.created_at < before)
+        .order_by(CHECKPOINT.c.size.desc())
+        .limit(1)
+    ).scalar()
+    return int(found or 0)
+
+
+def prune(conn: Connection, *, below: int) -> int:
+    """Remove the events of leaves below `below` (a checkpoint size), keeping their hashes,
+    so proofs for later leaves and consistency between checkpoints still work. Archive
+    them first (`export.export_log`). Returns the number of leaves pruned."""
+    start = pruned_size(conn)
+    if below <= start:
+        return 0
+    if checkpoint_of_size(conn, below) is None:
+        raise ValueError(f"prune only up to a checkpoint: none is signed at size {below}")
+    conn.execute(
+        update(LEAF)
+        .where(LEAF.c.leaf_index >= start, LEAF.c.leaf_index < below)
+        .values(event=b"")
+    )
+    conn.execute(update(HEAD).where(HEAD.c.id == 1).values(pruned_size=below))
+    return below - start
+
+
 def size(conn: Connection) -> int:
     row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first()
     if row is None:

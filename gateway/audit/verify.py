@@ -101,16 +101,19 @@ def verify_log(
     conn: Connection,
     *,
     verifier: NoteVerifier,
-    start: int = 0,
+    start: int | None = None,
     end: int | None = None,
     trusted: Iterable[str] = (),
 ) -> Report:
-    """Verify leaves [start, end) of the log in the database (all of it by default).
+    """Verify leaves [start, end) of the log in the database (all that is kept, by default:
+    from the first leaf not archived).
 
     `trusted` are checkpoint notes the auditor kept from earlier: the log must still
     contain them. The replay runs on to the first checkpoint at or after `end`, so that
     every leaf checked is covered by a signature.
     """
+    if start is None:
+        start = ledger.pruned_size(conn)
     state = _Counts()
     try:
         _verify_log(conn, verifier, start, end, list(trusted), state)
@@ -135,6 +138,14 @@ def _verify_log(
     counts: _Counts,
 ) -> None:
     head_size = ledger.size(conn)
+    pruned = ledger.pruned_size(conn)
+    if start < pruned:
+        raise _Broken(
+            Problem(
+                f"leaves below {pruned} were archived: verify their archive file instead",
+                leaf_index=start,
+            )
+        )
     signed = _signed_checkpoints(conn, verifier, trusted)
     counts.checkpoints = len(signed)
     everything = end is None

@@ -167,6 +167,8 @@ class TlogHead(SQLModel, table=True):
     frontier: bytes = Field(sa_column=_blob())
     checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     checkpoint_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Leaves below this index were archived: their events are gone, their hashes kept.
+    pruned_size: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class TlogCheckpoint(SQLModel, table=True):

@@ -35,10 +35,13 @@ def upgrade() -> None:
         sa.Column("frontier", sa.LargeBinary(), nullable=False),
         sa.Column("checkpoint_size", sa.BigInteger(), nullable=False),
         sa.Column("checkpoint_at", gateway.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("pruned_size", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     # The one row every writer locks to append (gateway/audit/ledger.py): the empty tree.
-    op.bulk_insert(head, [{"id": 1, "size": 0, "frontier": b"", "checkpoint_size": 0}])
+    op.bulk_insert(
+        head, [{"id": 1, "size": 0, "frontier": b"", "checkpoint_size": 0, "pruned_size": 0}]
+    )
     op.create_table(
         "tlog_leaf",
         sa.Column("leaf_index", sa.BigInteger(), autoincrement=False, nullable=False),
