@@ -6,8 +6,15 @@ releases them in reverse order of the request path.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
+
+from gateway.audit.checkpoint import NoteSigner, NoteVerifier, load_signer
+from gateway.audit.ledger import CheckpointPolicy
+from gateway.audit.replay import archive_bundle
 from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
 from gateway.forward.client import make_client
@@ -20,7 +27,7 @@ from gateway.policy.bundle import load_bundle
 from gateway.policy.factory import make_engine as make_policy_engine
 from gateway.policy.service import PolicyService
 from gateway.routing.catalog import Catalog
-from gateway.settings import Settings
+from gateway.settings import Settings, audit_log_origin
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
 
@@ -38,6 +45,10 @@ class Runtime:
     store: RequestDb  # the request path's data access: for readiness and shutdown
     metrics: Metrics
     body_limit: int
+    # The policy bundle's full hash (the key of its archived copy, for decision replay).
+    policy_sha256: str
+    # Checks the audit log's checkpoints; its `vkey` is published for auditors.
+    audit_log: NoteVerifier
 
     async def close(self) -> None:
         await self.audit.close()
@@ -53,7 +64,19 @@ async def start_runtime(settings: Settings) -> Runtime:
     issuer = Issuer.from_settings(settings, store=store, tiers=tiers)
     policy = PolicyService(make_policy_engine(settings, bundle), policy_dir=settings.policy_dir)
     await policy.start()
-    audit = AuditWriter(store)
+    signer = _log_signer(settings)
+    # Archived before the first decision it makes, so every decision can be replayed.
+    # A replica starting at the same moment may archive it first: then it is there.
+    with contextlib.suppress(IntegrityError):
+        await store.transact(lambda conn: archive_bundle(conn, bundle, now=datetime.now(UTC)))
+    audit = AuditWriter(
+        store,
+        log_policy=CheckpointPolicy(
+            signer=signer,
+            every=settings.audit_log.checkpoint_every,
+            interval=timedelta(seconds=settings.audit_log.checkpoint_interval_s),
+        ),
+    )
     audit.start()
     return Runtime(
         identity=TokenVerifier(
@@ -73,4 +96,14 @@ async def start_runtime(settings: Settings) -> Runtime:
         store=store,
         metrics=Metrics(),
         body_limit=settings.max_body_bytes,
+        policy_sha256=bundle.sha256,
+        audit_log=signer.verifier,
+    )
+
+
+def _log_signer(settings: Settings) -> NoteSigner:
+    return load_signer(
+        origin=audit_log_origin(settings),
+        key_file=settings.audit_log.key_file,
+        seed_b64=settings.audit_log.key_seed.get_secret_value(),
     )

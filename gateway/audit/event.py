@@ -72,7 +72,7 @@ def _policy(record: PolicyRecord) -> dict[str, Any]:
         "input": record.input if kept else None,
         "input_sha256": _sha256(record.input),
         "allow": record.allow,
-        "reasons": list(record.reasons),
+        "reasons": [str(r) for r in record.reasons],
         "obligations": {"max_tokens": record.max_tokens, "keep_prompt": record.keep_prompt},
     }
 
@@ -117,7 +117,7 @@ def decision_event(
         "tier": tier,
         "model": model,
         "decision": "allow" if allow else "deny",
-        "reasons": list(reasons),
+        "reasons": [str(r) for r in reasons],  # Reason members are str subclasses
         "status": status,
         "latency_us": latency_us,
         "request_sha256": request_sha256,

@@ -21,6 +21,8 @@ class Call:
     declared_length: int | None = None
     model_id: str | None = None  # for models.retrieve
     refusal: GatewayError | None = None  # for "unmatched": what the router decided (404/405)
+    source: str | None = None  # the caller's address, for the audit record
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
