@@ -213,6 +213,13 @@ def load_signer(*, origin: str, key_file: Path, seed_b64: str = "") -> NoteSigne
     return NoteSigner(origin, _load_or_create(key_file))
 
 
+def existing_verifier(*, origin: str, key_file: Path, seed_b64: str = "") -> NoteVerifier:
+    """The log's verifier from the configured key, never creating one (for the CLI)."""
+    if not seed_b64 and not key_file.exists():
+        raise FileNotFoundError(f"no audit log key at {key_file}: pass the log's --vkey")
+    return load_signer(origin=origin, key_file=key_file, seed_b64=seed_b64).verifier
+
+
 def _load_or_create(path: Path) -> Ed25519PrivateKey:
     if path.exists():
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)

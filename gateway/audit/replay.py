@@ -104,7 +104,11 @@ def load_decision(conn: Connection, decision_id: str) -> tuple[PolicyBundle, dic
     event = decision_event(conn, decision_id)
     policy = event.get("policy")
     if not isinstance(policy, dict):
-        raise ReplayError(f"decision {decision_id} was not made by a single policy evaluation")
+        reasons = ", ".join(event.get("reasons", []))
+        raise ReplayError(
+            f"decision {decision_id} has no policy input to replay "
+            f"(decided before or without a single policy evaluation: {reasons})"
+        )
     return archived_bundle(conn, str(policy.get("bundle_sha256"))), event
 
 
