@@ -59,6 +59,16 @@ class PolicyRecord:
     keep_prompt: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How a response ended, as the API layer saw it."""
+
+    status: int
+    usage: Usage | None
+    response_bytes: int
+    caller_left_early: bool
+
+
 def policy_input_text(doc: Mapping[str, Any]) -> str:
     """The policy input as the embedded engine evaluates it (orjson, insertion order)."""
     return orjson.dumps(doc).decode()

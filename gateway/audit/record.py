@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.audit.canonical import NotCanonicalizable, canonical_bytes
-from gateway.audit.event import Actor, PolicyRecord, decision_event
+from gateway.audit.event import Actor, Delivery, PolicyRecord, decision_event, outcome_event
 from gateway.audit.ledger import LeafInput
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.identity.principal import Principal
@@ -85,6 +85,27 @@ class AuditDraft:
             self.endpoint, self.tier or "none", self.model or "none", decision, reasons[0]
         ).inc()
         self._metrics.latency.labels(self.endpoint, decision).observe(elapsed)
+
+    def report_delivery(self, delivery: Delivery) -> None:
+        """Log how the response ended (an outcome leaf), once it was sent; nobody waits.
+
+        A gateway that dies before this leaves the decision without an outcome, which
+        the auditor sees as such."""
+        event = outcome_event(
+            decision_id=self.decision_id,
+            ts=datetime.now(UTC),
+            status=delivery.status,
+            usage=delivery.usage,
+            response_bytes=delivery.response_bytes,
+            caller_left_early=delivery.caller_left_early,
+            duration_us=int((time.perf_counter() - self._started) * 1_000_000),
+        )
+        try:
+            leaf = LeafInput(self.decision_id, "outcome", canonical_bytes(event))
+        except NotCanonicalizable as exc:
+            log.error("outcome event %s is not canonical JSON: %s", self.decision_id, exc)
+            return
+        self._writer.record_later(leaf)
 
     def _leaf(
         self, *, allow: bool, status: int, reasons: Sequence[str], elapsed: float

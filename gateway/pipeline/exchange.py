@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from gateway.audit.event import Delivery
 from gateway.errors import GatewayError
 from gateway.forward.relay import UpstreamStream
 
@@ -40,16 +41,22 @@ class Refused(Outcome):
     error: GatewayError
 
 
+# Called by the API layer once the response was sent: logs the outcome event.
+Report = Callable[[Delivery], None]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answered(Outcome):
     """A whole JSON body from the upstream (success, or its 4xx passed through)."""
 
     body: bytes
+    report: Report | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Streamed(Outcome):
     stream: UpstreamStream
+    report: Report | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

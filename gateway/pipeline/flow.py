@@ -112,6 +112,7 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
             status=exc.status,
             reasons=(Reason.UPSTREAM_ERROR,),
             body=exc.body,
+            report=draft.report_delivery,
         )
     except ClientGone:
         return Gone(
@@ -128,8 +129,16 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
             status=answer.status,
             reasons=ok,
             stream=answer,
+            report=draft.report_delivery,
         )
-    return Answered(decision_id=draft.decision_id, allow=True, status=200, reasons=ok, body=answer)
+    return Answered(
+        decision_id=draft.decision_id,
+        allow=True,
+        status=200,
+        reasons=ok,
+        body=answer,
+        report=draft.report_delivery,
+    )
 
 
 async def _models(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:

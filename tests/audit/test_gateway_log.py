@@ -72,6 +72,27 @@ def served(
     for _ in stream:
         pass
     ids["streamed"] = stream.response.headers["x-decision-id"]
+    with_usage = client.chat.completions.create(
+        model="general",
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"demo": {"chunks": 4}},
+    )
+    for _ in with_usage:
+        pass
+    ids["streamed_usage"] = with_usage.response.headers["x-decision-id"]
+    # A caller that leaves in the middle of a slow stream.
+    slow = client.chat.completions.create(
+        model="general",
+        messages=[{"role": "user", "content": "s"}],
+        stream=True,
+        extra_body={"demo": {"chunks": 50, "delay_ms": 50}},
+    )
+    next(iter(slow))
+    next(iter(slow))
+    ids["left_early"] = slow.response.headers["x-decision-id"]
+    slow.close()
     anonymous = httpx.post(f"{gw.base_url}/v1/chat/completions", json={"model": "general"})
     assert anonymous.status_code == 401
     ids["anonymous"] = anonymous.headers["x-decision-id"]
@@ -104,6 +125,31 @@ def test_every_decision_is_a_verified_leaf(
         assert decision_id in {d["decision_id"] for d in found["decisions"]}
     denied = json.loads(ok(audit(gw, "query", "--json", "--reason", "tier_too_low")))
     assert [d["decision_id"] for d in denied["decisions"]] == [ids["denied"]]
+
+
+def test_outcomes_record_usage_bytes_and_early_exits(
+    served: tuple[RunningGateway, dict[str, str], Path],
+) -> None:
+    gw, ids, _ = served
+
+    def outcome(kind: str) -> dict[str, object]:
+        page = json.loads(ok(audit(gw, "query", "--json", "--limit", "1000")))["decisions"]
+        [found] = [d for d in page if d["decision_id"] == ids[kind]]
+        return found["outcome"]  # type: ignore[no-any-return]
+
+    whole = outcome("allowed")
+    assert whole["status"] == 200 and whole["caller_left_early"] is False
+    assert whole["usage"]["source"] == "upstream" and whole["usage"]["prompt_tokens"] == 1
+    assert whole["response_bytes"] > 0
+    streamed = outcome("streamed_usage")
+    usage = streamed["usage"]
+    assert usage["source"] == "upstream" and usage["prompt_tokens"] == 3  # three words
+    assert usage["total_tokens"] == 3 + usage["completion_tokens"] > 3
+    counted = outcome("streamed")
+    assert counted["usage"]["source"] == "counted" and counted["usage"]["completion_tokens"] > 0
+    assert outcome("left_early")["caller_left_early"] is True
+    # A refusal has no outcome: no response was produced for it.
+    assert outcome("denied") is None
 
 
 def test_prove_and_the_go_verifier_agrees(
