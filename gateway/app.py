@@ -17,7 +17,7 @@ from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.api import health, oauth, v1, v1_schema
+from gateway.api import audit, health, oauth, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.policy.service import PolicyReloadError
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
+    app.include_router(audit.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
@@ -120,6 +121,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             error = BadRequest(Reason.INVALID_REQUEST, str(exc.detail))
         return openai_error(error)
+
+    @app.exception_handler(GatewayError)
+    async def _refused(request: Request, exc: GatewayError) -> Response:
+        # Raised by the FastAPI routers' dependencies and handlers (the /audit API).
+        return openai_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -52,6 +52,11 @@ class Reason(StrEnum):
     CLIENT_CLOSED = "client_closed"
     # audit
     AUDIT_UNAVAILABLE = "audit_unavailable"
+    # the auditor API (/audit)
+    ROLE_MISSING = "role_missing"
+    DECISION_NOT_FOUND = "decision_not_found"
+    NOT_IN_CHECKPOINT = "not_in_checkpoint"
+    NOT_REPLAYABLE = "not_replayable"
     # the token endpoint (RFC 6749 §5.2 error codes; `invalid_request` is shared above)
     INVALID_CLIENT = "invalid_client"
     INVALID_GRANT = "invalid_grant"

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit.checkpoint import NoteSigner, NoteVerifier, load_signer
 from gateway.audit.ledger import CheckpointPolicy
 from gateway.audit.replay import archive_bundle
 from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
+from gateway.db.engine import make_engine
 from gateway.forward.client import make_client
 from gateway.forward.upstream import Upstream
 from gateway.identity.tokens import TokenVerifier
@@ -49,12 +51,15 @@ class Runtime:
     policy_sha256: str
     # Checks the audit log's checkpoints; its `vkey` is published for auditors.
     audit_log: NoteVerifier
+    # The auditor API's own connections: its reads never queue behind the request path.
+    audit_reader: AsyncEngine
 
     async def close(self) -> None:
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
         await self.store.close()
+        await self.audit_reader.dispose()
 
 
 async def start_runtime(settings: Settings) -> Runtime:
@@ -98,6 +103,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         body_limit=settings.max_body_bytes,
         policy_sha256=bundle.sha256,
         audit_log=signer.verifier,
+        audit_reader=make_engine(settings.database_url),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -82,9 +83,17 @@ async def revoke_grant(engine: AsyncEngine, *, grant_id: int, at: datetime) -> N
         await session.commit()
 
 
-async def create_client(engine: AsyncEngine, *, org_id: str, name: str) -> IssuedCredentials:
+async def create_client(
+    engine: AsyncEngine, *, org_id: str, name: str, roles: Sequence[str] = ()
+) -> IssuedCredentials:
     secret = new_client_secret()
-    client = Client(id=new_client_id(), org_id=org_id, name=name, secret_hash=hash_secret(secret))
+    client = Client(
+        id=new_client_id(),
+        org_id=org_id,
+        name=name,
+        secret_hash=hash_secret(secret),
+        roles=" ".join(roles),
+    )
     issued = IssuedCredentials(client_id=client.id, client_secret=secret)
     async with AsyncSession(engine) as session:
         session.add(client)

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import ops
 from gateway.cli.context import org_named, with_engine
-from gateway.cli.output import JsonFlag, emit, emit_rows, iso_utc
+from gateway.cli.output import JsonFlag, emit, emit_rows, fail, iso_utc
+from gateway.identity.principal import ROLES
 
 app = typer.Typer(help="OAuth clients of organizations.", no_args_is_help=True)
 
@@ -18,13 +19,20 @@ app = typer.Typer(help="OAuth clients of organizations.", no_args_is_help=True)
 def create(
     org: str,
     name: Annotated[str, typer.Option(help="A label for the client.")] = "cli client",
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="A role its tokens carry: auditor (read-only /audit API)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a client and print its credentials once (only the secret's hash is kept)."""
+    roles = role or []
+    if unknown := set(roles) - set(ROLES):
+        fail(f"unknown role {sorted(unknown)[0]!r}; the roles are: {', '.join(ROLES)}")
 
     async def work(engine: AsyncEngine) -> None:
         owner = await org_named(engine, org)
-        creds = await ops.create_client(engine, org_id=owner.id, name=name)
+        creds = await ops.create_client(engine, org_id=owner.id, name=name, roles=roles)
         emit(
             {"client_id": creds.client_id, "client_secret": creds.client_secret},
             as_json=as_json,

@@ -72,6 +72,8 @@ class Client(SQLModel, table=True):
     secret_hash: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Space-separated roles its tokens carry (`roles` claim), e.g. "auditor".
+    roles: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
 
 
 class TrustGrant(SQLModel, table=True):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Roles a client's tokens may carry. "auditor": read the /audit API (read-only).
+AUDITOR = "auditor"
+ROLES = (AUDITOR,)
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -16,3 +20,5 @@ class Principal:
     issuer: str
     # How the subject proved who it is; client-credentials tokens are "client_secret".
     auth_strength: str = "client_secret"
+    # From the token's `roles` claim: "auditor" may read the /audit API.
+    roles: tuple[str, ...] = ()

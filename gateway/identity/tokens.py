@@ -97,8 +97,16 @@ class TokenVerifier:
             scopes=tuple(str(claims.get("scope", "")).split()),
             token_id=str(claims["jti"]),
             issuer=str(claims["iss"]),
+            roles=_roles(claims.get("roles")),
         )
         return principal, claims
+
+
+def _roles(raw: Any) -> tuple[str, ...]:
+    # Anything but a list of strings grants no role: fail closed.
+    if isinstance(raw, list) and all(isinstance(r, str) for r in raw):
+        return tuple(raw)
+    return ()
 
 
 def _bearer(authorization: str | None) -> str:

@@ -117,6 +117,7 @@ class TokenServer(AuthorizationServer):
             org_id=standing.org_id,
             tier=standing.tier,
             scope=scope or "",
+            roles=standing.roles,
         )
         return {
             "access_token": access_token,

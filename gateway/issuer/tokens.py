@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 
 import jwt
 
@@ -17,9 +18,11 @@ class TokenIssuer:
         self._audience = audience
         self.ttl_s = ttl_s
 
-    def issue(self, *, client_id: str, org_id: str, tier: str, scope: str) -> str:
+    def issue(
+        self, *, client_id: str, org_id: str, tier: str, scope: str, roles: Sequence[str] = ()
+    ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": client_id,
@@ -32,6 +35,8 @@ class TokenIssuer:
             "exp": now + self.ttl_s,
             "jti": uuid.uuid4().hex,
         }
+        if roles:
+            claims["roles"] = list(roles)
         return jwt.encode(
             claims, self._key.private_key, algorithm=ALGORITHM, headers={"kid": self._key.kid}
         )

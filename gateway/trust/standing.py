@@ -24,6 +24,7 @@ class Standing:
     # Highest tier held through a live grant; the lowest tier when there is none.
     tier: str
     tier_expires_at: datetime | None
+    roles: tuple[str, ...] = ()
 
 
 _c, _o, _g = Client.__table__.c, Organization.__table__.c, TrustGrant.__table__.c  # type: ignore[attr-defined]
@@ -36,7 +37,7 @@ _LIVE_GRANT = and_(
     or_(_g.expires_at.is_(None), _g.expires_at > bindparam("now", type_=_g.expires_at.type)),
 )
 STANDING_QUERY = (
-    select(_c.revoked_at, _c.secret_hash, _o.id, _o.status, _g.tier, _g.expires_at)
+    select(_c.revoked_at, _c.secret_hash, _o.id, _o.status, _c.roles, _g.tier, _g.expires_at)
     .select_from(Client.__table__.join(Organization.__table__, _c.org_id == _o.id))  # type: ignore[attr-defined]
     .outerjoin(TrustGrant.__table__, _LIVE_GRANT)  # type: ignore[attr-defined]
     .where(_c.id == bindparam("client_id"))
@@ -50,7 +51,7 @@ async def load_standing(
     rows: Sequence[Any] = await db.read(STANDING_QUERY, params)
     if not rows:
         return None
-    revoked_at, secret_hash, org_id, org_status = rows[0][:4]
+    revoked_at, secret_hash, org_id, org_status, roles = rows[0][:5]
     best, expires = tiers.lowest, None
     for *_, tier, tier_expires in rows:
         if tier is not None and tiers.rank(tier) > tiers.rank(best):
@@ -63,4 +64,5 @@ async def load_standing(
         org_status=org_status,
         tier=best,
         tier_expires_at=expires,
+        roles=tuple(roles.split()),
     )
