@@ -6,16 +6,19 @@ transaction: on SQLite from the audit writer thread, on PostgreSQL through
 audit rows it describes, so a leaf exists exactly when its row does.
 
 Order. Every append starts by locking the single `tlog_head` row (SELECT ... FOR UPDATE on
-PostgreSQL; SQLite has one writer at a time anyway), which holds the tree size and its
-right edge. Indexes size, size+1, ... are given to the batch, the leaves are inserted with
-the hashes their append computed, and the head moves on, all before commit. A second
+PostgreSQL; SQLite has one writer at a time anyway) and reading the committed size, the
+index after the last leaf. Indexes size, size+1, ... are given to the batch and the
+leaves are inserted with the hashes their append computed, all before commit. A second
 writer, in this process or another replica, waits on the row lock and then reads the
-committed size: leaf indexes are dense and unique, and the leaf order is the commit
-order. A rolled-back batch takes its indexes with it (no sequence gaps). The primary key
-on the leaf index makes a violation of this a failed transaction, never a silent fork.
+new size: leaf indexes are dense and unique, and the leaf order is the commit order. A
+rolled-back batch takes its indexes with it (no sequence gaps). The primary key on the
+leaf index makes a violation of this a failed transaction, never a silent fork.
 
-The append path is three statements per batch in the driver's own SQL: SQLAlchemy's
-statement construction and compilation cost ~60 µs per statement (bench/audit_hash.py).
+The append path is cheap on purpose (bench/audit_hash.py): driver-level SQL (SQLAlchemy's
+statement construction costs ~60 µs per statement here), the tree's right edge kept by
+the writer between batches (`Tip`) and re-read only when another writer moved the log,
+and no row updated per batch (on SQLite each extra page written costs its share of the
+fsync).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from gateway.audit.tlog import (
     append_leaves,
     completing_leaf,
     consistency_proof,
+    frontier,
     inclusion_proof,
     leaf_hash,
     root_from_frontier,
@@ -66,10 +70,22 @@ class CheckpointPolicy:
 
 
 @dataclass(frozen=True)
+class Tip:
+    """The tree's right edge as a writer last left it: its size and frontier, and the size
+    of the last checkpoint it knew of. Kept by the audit writer between batches so that
+    an append reads one number from the database, not the whole edge."""
+
+    size: int
+    frontier: tuple[bytes, ...]
+    signed_size: int
+
+
+@dataclass(frozen=True)
 class Appended:
     first_index: int
     size: int
     checkpoint: Checkpoint | None
+    tip: Tip  # valid once this transaction commits
 
 
 def _split(blob: bytes) -> list[bytes]:
@@ -84,15 +100,29 @@ def _sql(conn: Connection, text: str) -> str:
     return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
 
 
-def _lock_head(conn: Connection) -> tuple[int, list[bytes], int]:
-    """(size, frontier, checkpoint size), with the head row locked until commit."""
-    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
-    row = conn.exec_driver_sql(
-        "SELECT size, frontier, checkpoint_size FROM tlog_head WHERE id = 1" + lock
-    ).first()
-    if row is None:
-        raise LogStateError("tlog_head has no row: run `tac-gateway migrate`")
-    return int(row[0]), _split(bytes(row[1])), int(row[2])
+def _lock(conn: Connection) -> int:
+    """Take the append lock until commit; return the log's size as committed now.
+
+    On PostgreSQL the lock is the `tlog_head` row (SELECT ... FOR UPDATE): a writer in
+    another process or replica waits here, then sees the committed size. SQLite allows
+    one writing transaction at a time anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        locked = conn.exec_driver_sql("SELECT id FROM tlog_head WHERE id = 1 FOR UPDATE").first()
+        if locked is None:
+            raise LogStateError("tlog_head has no row: run `tac-gateway migrate`")
+    last = conn.exec_driver_sql("SELECT max(leaf_index) FROM tlog_leaf").scalar()
+    return 0 if last is None else int(last) + 1
+
+
+def _tip(conn: Connection, size: int, known: Tip | None) -> Tip:
+    """The tip at `size`: the writer's own if still current, else read (O(log n) rows)."""
+    if known is not None and known.size == size:
+        return known
+    # Another writer appended since (or first use): read the edge from the stored nodes.
+    signed = conn.execute(select(HEAD.c.checkpoint_size).where(HEAD.c.id == 1)).scalar()
+    edge = frontier(size, hash_reader(conn))
+    return Tip(size, tuple(edge), int(signed or 0))
 
 
 def append(
@@ -101,14 +131,17 @@ def append(
     *,
     now: datetime,
     policy: CheckpointPolicy | None = None,
+    known: Tip | None = None,
 ) -> Appended:
     """Append `leaves` in order; sign a checkpoint if `policy.every` leaves await one.
 
-    (Checkpoints by time are `checkpoint_if_due`'s, run by a timer: the log may be idle.)
+    `known` is the tip this writer left after its last commit, if any. (Checkpoints by
+    time are `checkpoint_if_due`'s, run by a timer: the log may be idle.)
     """
-    size, frontier, signed_size = _lock_head(conn)
+    tip = _tip(conn, _lock(conn), known)
+    size = tip.size
     hashes = [leaf_hash(leaf.event) for leaf in leaves]
-    completed, frontier = append_leaves(size, frontier, hashes)
+    completed, edge = append_leaves(size, tip.frontier, hashes)
     if leaves:
         conn.exec_driver_sql(
             _sql(
@@ -122,14 +155,12 @@ def append(
             ],
         )
     new_size = size + len(leaves)
-    conn.exec_driver_sql(
-        _sql(conn, "UPDATE tlog_head SET size = ?, frontier = ? WHERE id = 1"),
-        (new_size, b"".join(frontier)),
-    )
     checkpoint = None
-    if policy is not None and new_size - signed_size >= policy.every:
-        checkpoint = _sign(conn, new_size, frontier, now, policy.signer)
-    return Appended(size, new_size, checkpoint)
+    signed = tip.signed_size
+    if policy is not None and new_size - signed >= policy.every:
+        checkpoint = _sign(conn, new_size, edge, now, policy.signer)
+        signed = new_size
+    return Appended(size, new_size, checkpoint, Tip(new_size, tuple(edge), signed))
 
 
 def checkpoint_if_due(
@@ -137,19 +168,23 @@ def checkpoint_if_due(
 ) -> Checkpoint | None:
     """Sign the current tree if leaves await a signature and `policy.interval` has passed
     since the last checkpoint (or `force`); the gateway calls this on a timer."""
-    size, frontier, signed_size = _lock_head(conn)
-    if size == signed_size:
+    size = _lock(conn)
+    head = conn.execute(
+        select(HEAD.c.checkpoint_size, HEAD.c.checkpoint_at).where(HEAD.c.id == 1)
+    ).first()
+    if head is None:
+        raise LogStateError("tlog_head has no row: run `tac-gateway migrate`")
+    if size == head.checkpoint_size:
         return None
-    last = conn.execute(select(HEAD.c.checkpoint_at).where(HEAD.c.id == 1)).scalar()
-    if not force and last is not None and now - last < policy.interval:
+    if not force and head.checkpoint_at is not None and now - head.checkpoint_at < policy.interval:
         return None
-    return _sign(conn, size, frontier, now, policy.signer)
+    return _sign(conn, size, frontier(size, hash_reader(conn)), now, policy.signer)
 
 
 def _sign(
-    conn: Connection, size: int, frontier: list[bytes], now: datetime, signer: NoteSigner
+    conn: Connection, size: int, edge: Sequence[bytes], now: datetime, signer: NoteSigner
 ) -> Checkpoint:
-    checkpoint = Checkpoint(signer.name, size, root_from_frontier(frontier))
+    checkpoint = Checkpoint(signer.name, size, root_from_frontier(edge))
     note = sign_checkpoint(checkpoint, signer)
     conn.execute(
         insert(CHECKPOINT),
@@ -221,10 +256,9 @@ def prune(conn: Connection, *, below: int) -> int:
 
 
 def size(conn: Connection) -> int:
-    row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first()
-    if row is None:
-        raise LogStateError("tlog_head has no row: run `tac-gateway migrate`")
-    return int(row.size)
+    """The number of leaves (the index after the last one)."""
+    last = conn.exec_driver_sql("SELECT max(leaf_index) FROM tlog_leaf").scalar()
+    return 0 if last is None else int(last) + 1
 
 
 @dataclass(frozen=True)

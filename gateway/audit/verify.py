@@ -191,7 +191,7 @@ def _verify_log(
     if everything and replay.size != head_size:
         raise _Broken(
             Problem(
-                f"the log head says {head_size} leaves, {replay.size} were found",
+                f"the last leaf is {head_size - 1}, but the leaves stop at {replay.size - 1}",
                 leaf_index=min(head_size, replay.size),
             )
         )

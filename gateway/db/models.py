@@ -159,14 +159,11 @@ class TlogLeaf(SQLModel, table=True):
 
 
 class TlogHead(SQLModel, table=True):
-    """The single row writers lock to append: current size and the tree's right edge."""
+    """The single row writers lock to append (PostgreSQL), and checkpoint bookkeeping."""
 
     __tablename__ = "tlog_head"
 
     id: int = Field(primary_key=True)
-    size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    # The complete-subtree roots of the tree at `size`, concatenated (32 bytes each).
-    frontier: bytes = Field(sa_column=_blob())
     checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     checkpoint_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     # Leaves below this index were archived: their events are gone, their hashes kept.

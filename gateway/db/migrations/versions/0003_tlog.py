@@ -31,17 +31,13 @@ def upgrade() -> None:
     head = op.create_table(
         "tlog_head",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("frontier", sa.LargeBinary(), nullable=False),
         sa.Column("checkpoint_size", sa.BigInteger(), nullable=False),
         sa.Column("checkpoint_at", gateway.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("pruned_size", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    # The one row every writer locks to append (gateway/audit/ledger.py): the empty tree.
-    op.bulk_insert(
-        head, [{"id": 1, "size": 0, "frontier": b"", "checkpoint_size": 0, "pruned_size": 0}]
-    )
+    # The one row every writer locks to append (gateway/audit/ledger.py).
+    op.bulk_insert(head, [{"id": 1, "checkpoint_size": 0, "pruned_size": 0}])
     op.create_table(
         "tlog_leaf",
         sa.Column("leaf_index", sa.BigInteger(), autoincrement=False, nullable=False),
