@@ -138,7 +138,13 @@ def append(
     `known` is the tip this writer left after its last commit, if any. (Checkpoints by
     time are `checkpoint_if_due`'s, run by a timer: the log may be idle.)
     """
-    tip = _tip(conn, _lock(conn), known)
+    if known is not None and conn.dialect.name == "sqlite":
+        # One writing process on SQLite: our own tip is current. Were it not (a second
+        # process writing, which is unsupported), the insert below would hit an existing
+        # leaf index and fail the transaction, and the writer re-reads the tip.
+        tip = known
+    else:
+        tip = _tip(conn, _lock(conn), known)
     size = tip.size
     hashes = [leaf_hash(leaf.event) for leaf in leaves]
     completed, edge = append_leaves(size, tip.frontier, hashes)
