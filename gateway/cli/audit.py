@@ -12,7 +12,7 @@ import io
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -201,6 +201,36 @@ def checkpoint(as_json: JsonFlag = False) -> None:
         return
     sys.stdout.write(latest.note)
     print(f"# verifier key: {vkey}", file=sys.stderr)
+
+
+@app.command()
+def archive(
+    older_than: Annotated[int, typer.Option("--older-than", min=0, help="Days.")],
+    out: Annotated[Path, typer.Option("--out", help="The archive file (JSONL export).")],
+) -> None:
+    """Export events older than N days (up to a checkpoint) to a file, then prune them
+    from the database; their hashes stay, so what remains still verifies and proves."""
+    origin, vkey = audit_log_origin(Settings()), _verifier(None).vkey
+    cutoff = datetime.now(UTC) - timedelta(days=older_than)
+
+    async def work(engine: AsyncEngine) -> tuple[int, int]:
+        async with engine.begin() as conn:
+            return await conn.run_sync(_archive)
+
+    def _archive(c: Connection) -> tuple[int, int]:
+        start = ledger.pruned_size(c)
+        cut = ledger.archivable_size(c, before=cutoff)
+        if cut <= start:
+            return start, 0
+        with out.open("xb") as f:  # never overwrite an earlier archive
+            export_log(c, f.write, origin=origin, vkey=vkey, start=start, end=cut)
+        return start, ledger.prune(c, below=cut)
+
+    start, pruned = with_engine(work)
+    if not pruned:
+        print("nothing to archive: no checkpoint older than that")
+        return
+    print(f"archived leaves {start}..{start + pruned - 1} to {out} and pruned them")
 
 
 @app.command()

@@ -232,3 +232,21 @@ def test_explain_reproduces_a_decision_after_the_policy_changed(
     assert result["reproduced"] and result["recorded"]["reasons"] == ["tier_too_low"]
     refused = audit(gw, "explain", ids["anonymous"])
     assert refused.returncode == 1 and "token_missing" in refused.stderr
+
+
+def test_archive_prunes_and_both_parts_still_verify(
+    served: tuple[RunningGateway, dict[str, str], Path], tmp_path: Path
+) -> None:
+    gw, _, _ = served
+    vkey = json.loads(ok(audit(gw, "checkpoint", "--json")))["vkey"]
+    archive = tmp_path / "archive.jsonl"
+    assert "archived leaves 0.." in ok(audit(gw, "archive", "--older-than", "0", "--out", archive))
+    report = json.loads(ok(audit(gw, "verify-export", archive, "--vkey", vkey, "--json")))
+    assert report["ok"] and report["leaves_checked"] > 0
+    assert json.loads(ok(audit(gw, "verify", "--json")))["ok"]
+    # The archived events are gone from the database; their hashes, and so proofs, are not.
+    one = json.loads(ok(audit(gw, "query", "--json", "--limit", "1")))["decisions"][0]
+    assert ok(audit(gw, "prove", one["decision_id"])).startswith("c2sp.org/tlog-proof@v1\n")
+    assert "nothing to archive" in ok(
+        audit(gw, "archive", "--older-than", "0", "--out", tmp_path / "again.jsonl")
+    )
