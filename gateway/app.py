@@ -78,6 +78,7 @@ async def reload_policy(runtime: Runtime) -> str:
         log.error("%s; still serving policy %s", exc, runtime.policy.version)
         raise
     runtime.metrics.policy_reloads.labels("loaded").inc()
+    await runtime.archive_policy()
     return version
 
 

@@ -47,12 +47,25 @@ class Runtime:
     store: RequestDb  # the request path's data access: for readiness and shutdown
     metrics: Metrics
     body_limit: int
-    # The policy bundle's full hash (the key of its archived copy, for decision replay).
-    policy_sha256: str
+    # version → full SHA-256 of each policy bundle archived by this process (for replay).
+    policy_digests: dict[str, str]
     # Checks the audit log's checkpoints; its `vkey` is published for auditors.
     audit_log: NoteVerifier
     # The auditor API's own connections: its reads never queue behind the request path.
     audit_reader: AsyncEngine
+
+    async def archive_policy(self) -> None:
+        """Keep the deciding bundle in the archive (at start and after each reload), so that
+        every decision it makes can be replayed later."""
+        bundle = self.policy.bundle
+        if bundle is None or bundle.version in self.policy_digests:
+            return
+        # A replica starting at the same moment may archive it first: then it is there.
+        with contextlib.suppress(IntegrityError):
+            await self.store.transact(
+                lambda conn: archive_bundle(conn, bundle, now=datetime.now(UTC))
+            )
+        self.policy_digests[bundle.version] = bundle.sha256
 
     async def close(self) -> None:
         await self.audit.close()
@@ -70,10 +83,6 @@ async def start_runtime(settings: Settings) -> Runtime:
     policy = PolicyService(make_policy_engine(settings, bundle), policy_dir=settings.policy_dir)
     await policy.start()
     signer = _log_signer(settings)
-    # Archived before the first decision it makes, so every decision can be replayed.
-    # A replica starting at the same moment may archive it first: then it is there.
-    with contextlib.suppress(IntegrityError):
-        await store.transact(lambda conn: archive_bundle(conn, bundle, now=datetime.now(UTC)))
     audit = AuditWriter(
         store,
         log_policy=CheckpointPolicy(
@@ -83,7 +92,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         ),
     )
     audit.start()
-    return Runtime(
+    runtime = Runtime(
         identity=TokenVerifier(
             jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
         ),
@@ -101,10 +110,13 @@ async def start_runtime(settings: Settings) -> Runtime:
         store=store,
         metrics=Metrics(),
         body_limit=settings.max_body_bytes,
-        policy_sha256=bundle.sha256,
+        policy_digests={},
         audit_log=signer.verifier,
         audit_reader=make_engine(settings.database_url),
     )
+    # Before the first decision, so that every decision can be replayed.
+    await runtime.archive_policy()
+    return runtime
 
 
 def _log_signer(settings: Settings) -> NoteSigner:

@@ -51,7 +51,7 @@ class PolicyRecord:
     """What the policy was asked and answered, for one decision: what replay needs."""
 
     version: str
-    bundle_sha256: str
+    bundle_sha256: str | None  # None: not archived (OPA before its policy was read back)
     input: str  # the exact JSON text evaluated (`policy_input_text`)
     allow: bool
     reasons: Sequence[str]

@@ -59,6 +59,14 @@ def archived_bundle(conn: Connection, sha256: str) -> PolicyBundle:
     return bundle
 
 
+def archived_version(conn: Connection, version: str) -> PolicyBundle:
+    """The archived bundle of a policy version (its SHA-256 prefix)."""
+    row = conn.execute(select(ARCHIVE.c.sha256).where(ARCHIVE.c.version == version)).first()
+    if row is None:
+        raise ReplayError(f"policy version {version} is not in the archive")
+    return archived_bundle(conn, row.sha256)
+
+
 @dataclass(frozen=True)
 class Explanation:
     decision_id: str
@@ -82,7 +90,7 @@ async def explain(bundle: PolicyBundle, event: dict[str, Any]) -> Explanation:
             f"decision {event.get('decision_id')} has no policy input to replay "
             f"(decided before or without a single policy evaluation: {reasons})"
         )
-    if policy.get("bundle_sha256") != bundle.sha256:
+    if bundle.version != policy.get("version"):
         raise ReplayError("that is not the bundle that decided")
     doc = orjson.loads(policy["input"])
     replayed = await EmbeddedEngine(bundle, memo_size=0).decide(doc)
@@ -109,7 +117,9 @@ def load_decision(conn: Connection, decision_id: str) -> tuple[PolicyBundle, dic
             f"decision {decision_id} has no policy input to replay "
             f"(decided before or without a single policy evaluation: {reasons})"
         )
-    return archived_bundle(conn, str(policy.get("bundle_sha256"))), event
+    if policy.get("bundle_sha256"):
+        return archived_bundle(conn, str(policy["bundle_sha256"])), event
+    return archived_version(conn, str(policy.get("version"))), event
 
 
 def decision_event(conn: Connection, decision_id: str) -> dict[str, Any]:

@@ -210,7 +210,7 @@ async def _decide(
         # The exact input and answer, so `audit explain` can evaluate them again later.
         draft.policy = PolicyRecord(
             version=decision.policy_version,
-            bundle_sha256=rt.policy_sha256,
+            bundle_sha256=rt.policy_digests.get(decision.policy_version),
             input=policy_input_text(doc),
             allow=decision.allow,
             reasons=decision.reasons,
