@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,7 +233,13 @@ def _load_or_create(path: Path) -> Ed25519PrivateKey:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     # Created 0600 from the start: whoever reads it can sign checkpoints for the log.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process sharing the path made it first: use that one, never two keys.
+        # (Written whole before anyone could open it? Not guaranteed: retry once shortly.)
+        time.sleep(0.2)
+        return _load_or_create(path)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     return key
