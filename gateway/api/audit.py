@@ -193,6 +193,22 @@ async def checkpoint(rt: RuntimeDep) -> dict[str, Any]:
     return _checkpoint(rt, latest)
 
 
+@router.get("/checkpoints", summary="Signed checkpoints, newest first")
+async def checkpoints(
+    rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=query.MAX_PAGE)] = 100
+) -> list[dict[str, Any]]:
+    found = await _read(rt, ledger.checkpoints)
+    return [_checkpoint(rt, cp) for cp in reversed(found[-limit:])]
+
+
+@router.get("/checkpoints/{size}", response_model=Checkpoint, summary="The checkpoint of a size")
+async def checkpoint_of_size(rt: RuntimeDep, size: int) -> dict[str, Any]:
+    found = await _read(rt, lambda c: ledger.checkpoint_of_size(c, size))
+    if found is None:
+        raise NotFound(Reason.NOT_IN_CHECKPOINT, f"No checkpoint of size {size}.")
+    return _checkpoint(rt, found)
+
+
 @router.get(
     "/proofs/inclusion/{decision_id}",
     response_model=Inclusion,

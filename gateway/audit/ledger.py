@@ -139,9 +139,9 @@ def append(
     time are `checkpoint_if_due`'s, run by a timer: the log may be idle.)
     """
     if known is not None and conn.dialect.name == "sqlite":
-        # One writing process on SQLite: our own tip is current. Were it not (a second
-        # process writing, which is unsupported), the insert below would hit an existing
-        # leaf index and fail the transaction, and the writer re-reads the tip.
+        # One writer on SQLite: our own tip is current. Were it not (a second writer on
+        # the same file), the insert below hits an existing leaf index and fails the
+        # transaction whole; the audit writer then re-reads the tip and retries.
         tip = known
     else:
         tip = _tip(conn, _lock(conn), known)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert
+from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import ledger
 from gateway.db.access import RequestDb
@@ -144,7 +145,15 @@ class AuditWriter:
             return ledger.append(conn, leaves, now=now, policy=self._policy, known=self._tip).tip
 
         try:
-            tip = await self._db.transact(write)
+            try:
+                tip = await self._db.transact(write)
+            except IntegrityError:
+                if self._tip is None:
+                    raise
+                # Another writer on the same SQLite file moved the log past our tip (the
+                # batch was rolled back whole): read the tip again and retry once.
+                self._tip = None
+                tip = await self._db.transact(write)
         except Exception as exc:
             self._tip = None  # rolled back: what we knew of the edge may be wrong now
             log.exception("audit write of %d rows, %d leaves failed", len(rows), len(leaves))

@@ -127,8 +127,10 @@ def test_proofs_verify_offline(gw: RunningGateway) -> None:
     leaf = base64.b64decode(proof["leaf"])
     checked = check_inclusion(InclusionProof.parse(proof["tlog_proof"]), leaf, verifier=verifier)
     assert checked.size == proof["size"]
-    old = get(gw, f"/audit/proofs/inclusion/{first}", token, size=2).json()["checkpoint"]
-    cons = get(gw, "/audit/proofs/consistency", token, old=2, new=proof["size"]).json()
+    sizes = [cp["size"] for cp in get(gw, "/audit/checkpoints", token).json()]
+    assert sizes == sorted(sizes, reverse=True) and len(sizes) >= 2
+    old = get(gw, f"/audit/checkpoints/{sizes[-1]}", token).json()["note"]
+    cons = get(gw, "/audit/proofs/consistency", token, old=sizes[-1], new=proof["size"]).json()
     check_consistency(
         ConsistencyProof.parse(cons["text"]), old, proof["checkpoint"], verifier=verifier
     )
@@ -162,6 +164,8 @@ def test_the_audit_api_is_documented(gw: RunningGateway) -> None:
         "/audit/export",
         "/audit/verify",
         "/audit/checkpoint",
+        "/audit/checkpoints",
+        "/audit/checkpoints/{size}",
         "/audit/proofs/inclusion/{decision_id}",
         "/audit/proofs/consistency",
         "/audit/counts",
