@@ -6,7 +6,7 @@ releases them in reverse order of the request path.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +32,8 @@ from gateway.routing.catalog import Catalog
 from gateway.settings import Settings, audit_log_origin
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,17 @@ class Runtime:
         bundle = self.policy.bundle
         if bundle is None or bundle.version in self.policy_digests:
             return
-        # A replica starting at the same moment may archive it first: then it is there.
-        with contextlib.suppress(IntegrityError):
+        try:
             await self.store.transact(
                 lambda conn: archive_bundle(conn, bundle, now=datetime.now(UTC))
             )
+        except IntegrityError:
+            pass  # a replica starting at the same moment archived it first: it is there
+        except Exception as exc:
+            # Not migrated yet, or the database is down: the gateway still starts (readiness
+            # says why), and the audit writer's timer tries again.
+            log.warning("policy %s not archived yet: %s", bundle.version, type(exc).__name__)
+            return
         self.policy_digests[bundle.version] = bundle.sha256
 
     async def close(self) -> None:
@@ -114,8 +122,10 @@ async def start_runtime(settings: Settings) -> Runtime:
         audit_log=signer.verifier,
         audit_reader=make_engine(settings.database_url),
     )
-    # Before the first decision, so that every decision can be replayed.
+    # Before the first decision, so that every decision can be replayed; retried on the
+    # audit writer's timer until it succeeds (and after each policy reload).
     await runtime.archive_policy()
+    audit.on_tick(runtime.archive_policy)
     return runtime
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +66,7 @@ class AuditWriter:
         self._timer: asyncio.Task[None] | None = None
         # The log's right edge after our last commit; None: read it from the database.
         self._tip: ledger.Tip | None = None
+        self._tick: Callable[[], Awaitable[None]] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -79,6 +81,10 @@ class AuditWriter:
         self._queue.put_nowait(_Item(row, leaf if self._policy else None, future))
         # Shielded: a cancelled request still has its row written, and we learn the outcome.
         await asyncio.shield(future)
+
+    def on_tick(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Also run `hook` on the checkpoint timer (the runtime archives its policy there)."""
+        self._tick = hook
 
     def record_later(self, leaf: ledger.LeafInput) -> None:
         """Queue a leaf nobody waits for (an outcome, after its response was sent)."""
@@ -175,6 +181,8 @@ class AuditWriter:
             except Exception:
                 # Not fatal to requests: the next tick or append signs what waits.
                 log.exception("audit checkpoint failed")
+            if self._tick is not None:
+                await self._tick()
 
     def _checkpoint_if_due(self, conn: Connection) -> None:
         assert self._policy is not None
