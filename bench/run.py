@@ -269,12 +269,28 @@ def _prepare(tmp: Path, args: argparse.Namespace) -> Env:
         "issuer": f"http://127.0.0.1:{gw_port}",
         "rate_limit": "1000000/minute",
         "rate_limit_storage": args.rate_limit_storage,
+        "tier_limits": _tier_limits(args.tier_limits),
         "sqlite_synchronous": args.sqlite_synchronous,
         "upstream": {"transport": args.transport},
     }
     settings_file = tmp / "settings.json"
     settings_file.write_text(json.dumps(settings))
     return Env(tmp, up_port, gw_port, settings_file, clients)
+
+
+def _tier_limits(mode: str) -> dict[str, dict[str, int]]:
+    """"on": every limit of every tier counted (requests, tokens, daily budget, in-flight),
+    none ever reached; "off": none counted (usage is still read and recorded)."""
+    if mode == "off":
+        values = {"requests_per_minute": 0, "tokens_per_minute": 0, "daily_tokens": 0}
+        return {t: {**values, "in_flight": 0} for t in ("public", "verified", "critical")}
+    values = {
+        "requests_per_minute": 100_000_000,
+        "tokens_per_minute": 10**12,
+        "daily_tokens": 10**15,
+        "in_flight": 100_000,
+    }
+    return {t: dict(values) for t in ("public", "verified", "critical")}
 
 
 def _start_gateway(
@@ -389,6 +405,12 @@ def _parser() -> argparse.ArgumentParser:
         "--rate-limit-storage",
         default="memory://",
         help="limits storage, e.g. redis://127.0.0.1:6379/0 (the replicated setup)",
+    )
+    p.add_argument(
+        "--tier-limits",
+        choices=["on", "off"],
+        default="on",
+        help="on: every tier limit counted but never reached (the cost of limits); off: none",
     )
     p.add_argument("--results", type=Path, default=BENCH / "results")
     return p

@@ -16,11 +16,11 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
-from gateway.api import audit, health, oauth, v1, v1_schema
+from gateway.api import admin, audit, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
-from gateway.policy.service import PolicyReloadError
 from gateway.reasons import Reason
 from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
@@ -63,30 +63,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
+    app.include_router(orgs.router)
+    app.include_router(admin.router)
+    app.include_router(usage.router)
     app.include_router(audit.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
 
 
-async def reload_policy(runtime: Runtime) -> str:
-    """Reload the policy; on refusal the old one keeps serving. Returns the version in use."""
-    try:
-        version = await runtime.policy.reload()
-    except PolicyReloadError as exc:
-        runtime.metrics.policy_reloads.labels("refused").inc()
-        log.error("%s; still serving policy %s", exc, runtime.policy.version)
-        raise
-    runtime.metrics.policy_reloads.labels("loaded").inc()
-    await runtime.archive_policy()
-    return version
-
-
 def _reload_on_sighup(runtime: Runtime) -> None:
     """`kill -HUP <pid>` reloads the policy, as operators expect of a long-running server."""
 
     def on_hup() -> None:
-        task = asyncio.get_running_loop().create_task(reload_policy(runtime))
+        task = asyncio.get_running_loop().create_task(runtime.reload_policy())
         # Retrieve the outcome so a refusal is not reported as a never-retrieved exception.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
@@ -115,22 +105,33 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> Response:
         error: GatewayError
         if exc.status_code == 405:
-            error = MethodNotAllowed(Reason.METHOD_NOT_ALLOWED, "Method not allowed.")
-            error.headers.update(exc.headers or {})  # the framework's Allow header
+            allowed = _allowed_methods(request)
+            error = MethodNotAllowed(
+                Reason.METHOD_NOT_ALLOWED,
+                f"{request.method} is not allowed here; use {', '.join(allowed)}.",
+                headers={"Allow": ", ".join(allowed)},
+            )
         elif exc.status_code == 404:
             error = NotFound(Reason.NOT_FOUND, f"There is no route {request.url.path[:200]}.")
         else:
             error = BadRequest(Reason.INVALID_REQUEST, str(exc.detail))
         return openai_error(error)
 
-    @app.exception_handler(GatewayError)
-    async def _refused(request: Request, exc: GatewayError) -> Response:
-        # Raised by the FastAPI routers' dependencies and handlers (the /audit API).
-        return openai_error(exc)
-
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return openai_error(BadRequest(Reason.INVALID_REQUEST, "Invalid request."))
+        # Name the first bad field: `body.days: Input should be a valid integer`.
+        errors = exc.errors()
+        where = ""
+        if errors:
+            first = errors[0]
+            field = ".".join(str(part) for part in first.get("loc", ()))
+            where = f": {field[:100]}: {str(first.get('msg', ''))[:200]}"
+        return openai_error(BadRequest(Reason.INVALID_REQUEST, f"Invalid request{where}."))
+
+    @app.exception_handler(GatewayError)
+    async def _refused(request: Request, exc: GatewayError) -> Response:
+        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own).
+        return openai_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -147,9 +148,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         return openai_error(GatewayError(Reason.INTERNAL_ERROR, "The gateway failed unexpectedly."))
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette's 405 names only the first
+    matching route's, so `GET /admin/grants` hid `POST /admin/grants`)."""
+    methods: set[str] = set()
+    routes = list(request.app.routes)
+    while routes:
+        route = routes.pop()
+        # Included routers are wrapped; their own routes carry the paths and methods.
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is not None:
+            routes.extend(inner)
+        elif getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods - {"HEAD"}) or ["GET"]
+
+
 def _is_storage_error(exc: Exception) -> bool:
     module = type(exc).__module__
     return module.startswith(("redis", "coredis", "limits")) or isinstance(exc, OSError)
-
-
-

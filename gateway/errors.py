@@ -7,6 +7,7 @@
     ├── Forbidden           403  permission_error
     ├── NotFound            404  not_found_error
     ├── MethodNotAllowed    405  invalid_request_error (with Allow)
+    ├── Conflict            409  conflict_error (state moved on: stale version, bad transition)
     ├── RateLimited         429  rate_limit_error (with Retry-After)
     ├── Unavailable         503  api_error (a store at a stage boundary is down: fail closed)
     └── UpstreamError       502  api_error
@@ -79,6 +80,11 @@ class NotFound(GatewayError):
 class MethodNotAllowed(GatewayError):
     status = 405
     error_type = "invalid_request_error"
+
+
+class Conflict(GatewayError):
+    status = 409
+    error_type = "conflict_error"
 
 
 class RateLimited(GatewayError):

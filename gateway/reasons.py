@@ -27,7 +27,6 @@ class Reason(StrEnum):
     CLIENT_UNKNOWN = "client_unknown"
     CLIENT_REVOKED = "client_revoked"
     TRUST_UNAVAILABLE = "trust_unavailable"
-    ORG_NOT_ACTIVE = "org_not_active"
     # request
     INVALID_JSON = "invalid_json"
     INVALID_REQUEST = "invalid_request"
@@ -42,18 +41,26 @@ class Reason(StrEnum):
     SCOPE_MISSING = "scope_missing"
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
+    POLICY_REFUSED = "policy_refused"  # a reload refused: the policy in use keeps serving
     # limits
     RATE_LIMITED = "rate_limited"
     LIMITS_UNAVAILABLE = "limits_unavailable"
+    # limits: tokens per minute, the organization's daily budget, concurrent requests
+    TOKENS_EXHAUSTED = "tokens_exhausted"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    TOO_MANY_IN_FLIGHT = "too_many_in_flight"
     # forward
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     CLIENT_CLOSED = "client_closed"
+    # routing to upstream targets (failover, upstream safety)
+    MODEL_UNAVAILABLE = "model_unavailable"  # no healthy, usable target for the model
+    UPSTREAM_REDIRECT = "upstream_redirect"  # a 3xx from an upstream: never followed
+    UPSTREAM_TOO_LARGE = "upstream_too_large"  # answer over upstream.max_response_bytes
     # audit
     AUDIT_UNAVAILABLE = "audit_unavailable"
     # the auditor API (/audit)
-    ROLE_MISSING = "role_missing"
     DECISION_NOT_FOUND = "decision_not_found"
     NOT_IN_CHECKPOINT = "not_in_checkpoint"
     NOT_REPLAYABLE = "not_replayable"
@@ -64,5 +71,40 @@ class Reason(StrEnum):
     UNAUTHORIZED_CLIENT = "unauthorized_client"
     UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
     SLOW_DOWN = "slow_down"
+    # trust standing (the authz policy gives these; gateway/trust/resolve.py feeds it)
+    ORG_SUSPENDED = "org_suspended"
+    ORG_REVOKED = "org_revoked"
+    NOT_VERIFIED = "not_verified"
+    GRANT_EXPIRED = "grant_expired"
+    GRANT_REVOKED = "grant_revoked"
+    # trust administration: who may act (policies/admin.rego gives these)
+    ADMIN_ROLE_REQUIRED = "admin_role_required"
+    AUDITOR_READ_ONLY = "auditor_read_only"
+    NOT_YOUR_ORG = "not_your_org"
+    TIER_RAISE_FORBIDDEN = "tier_raise_forbidden"
+    ROLE_NOT_GRANTABLE = "role_not_grantable"
+    UNKNOWN_ACTION = "unknown_action"
+    # trust administration: what was asked (gateway/admin/, gateway/trust/domains.py)
+    DOMAIN_INVALID = "domain_invalid"
+    DOMAIN_IS_IP = "domain_is_ip"
+    DOMAIN_WILDCARD = "domain_wildcard"
+    DOMAIN_PUBLIC_SUFFIX = "domain_public_suffix"
+    DOMAIN_TAKEN = "domain_taken"
+    NAME_TAKEN = "name_taken"
+    FIELD_INVALID = "field_invalid"
+    SECTOR_UNKNOWN = "sector_unknown"
+    COUNTRY_UNKNOWN = "country_unknown"
+    TIER_UNKNOWN = "tier_unknown"
+    TIER_NOT_FOR_INDIVIDUALS = "tier_not_for_individuals"
+    ORG_NOT_FOUND = "org_not_found"
+    GRANT_NOT_FOUND = "grant_not_found"
+    CLIENT_NOT_FOUND = "client_not_found"
+    MEMBER_NOT_FOUND = "member_not_found"
+    CHALLENGE_NOT_FOUND = "challenge_not_found"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    PROOF_MISSING = "proof_missing"
+    TRANSITION_NOT_ALLOWED = "transition_not_allowed"
+    VERSION_CONFLICT = "version_conflict"
+    ALREADY_REVOKED = "already_revoked"
     # anything unexpected; never leaks details to the caller
     INTERNAL_ERROR = "internal_error"

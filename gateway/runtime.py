@@ -6,6 +6,7 @@ releases them in reverse order of the request path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,27 +14,39 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.service import AdminService
 from gateway.audit.checkpoint import NoteSigner, NoteVerifier, load_signer
 from gateway.audit.ledger import CheckpointPolicy
 from gateway.audit.replay import archive_bundle
 from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
 from gateway.db.engine import make_engine
+from gateway.errors import Unavailable
 from gateway.forward.client import make_client
+from gateway.forward.meters import Meters
+from gateway.forward.probe import Prober
 from gateway.forward.upstream import Upstream
 from gateway.identity.tokens import TokenVerifier
 from gateway.issuer.service import Issuer
-from gateway.limits.ratelimit import SubjectLimiter
+from gateway.limits.limiter import Limiter
+from gateway.limits.quota import Quotas
 from gateway.metrics import Metrics
 from gateway.policy.bundle import load_bundle
 from gateway.policy.factory import make_engine as make_policy_engine
-from gateway.policy.service import PolicyService
+from gateway.policy.service import PolicyReloadError, PolicyService
+from gateway.routing.balance import Balancer
 from gateway.routing.catalog import Catalog
+from gateway.routing.gauges import TargetGauges
+from gateway.routing.health import Rules
 from gateway.settings import Settings, audit_log_origin
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
+from gateway.usage.book import UsageBook
+from gateway.usage.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
+
+_FIRST_LOAD_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -42,13 +55,16 @@ class Runtime:
     trust: TrustResolver
     catalog: Catalog
     policy: PolicyService
-    limits: SubjectLimiter
+    limits: Limiter
     upstream: Upstream
+    usage: UsageBook
+    tokenizer: Tokenizer
     audit: AuditWriter
     issuer: Issuer
     store: RequestDb  # the request path's data access: for readiness and shutdown
     metrics: Metrics
     body_limit: int
+    admin: AdminService  # the admin API's own engine, proof checker and policy
     # version → full SHA-256 of each policy bundle archived by this process (for replay).
     policy_digests: dict[str, str]
     # Checks the audit log's checkpoints; its `vkey` is published for auditors.
@@ -75,7 +91,21 @@ class Runtime:
             return
         self.policy_digests[bundle.version] = bundle.sha256
 
+    async def reload_policy(self) -> str:
+        """Reload the policy; on refusal (PolicyReloadError) the old one keeps serving."""
+        try:
+            version = await self.policy.reload()
+        except PolicyReloadError as exc:
+            self.metrics.policy_reloads.labels("refused").inc()
+            log.error("%s; still serving policy %s", exc, self.policy.version)
+            raise
+        self.metrics.policy_reloads.labels("loaded").inc()
+        await self.archive_policy()
+        return version
+
     async def close(self) -> None:
+        await self.admin.close()
+        await self.usage.close()
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
@@ -100,27 +130,42 @@ async def start_runtime(settings: Settings) -> Runtime:
         ),
     )
     audit.start()
+    metrics = Metrics()
+    upstream, catalog = _routing(settings, store, metrics)
+    await _first_load(catalog)
+    upstream.start()
+    limits = Limiter(
+        rate=settings.rate_limit,
+        storage_uri=settings.rate_limit_storage,
+        quotas=Quotas.from_config(
+            policy_data=bundle.data, overrides=settings.tier_limits, tiers=bundle.tiers
+        ),
+        in_flight_ttl_s=settings.in_flight_ttl_s,
+        metrics=metrics,
+        tiers=bundle.tiers,
+    )
+    usage = UsageBook(store, flush_s=settings.usage_flush_s, metrics=metrics)
+    usage.start()
     runtime = Runtime(
         identity=TokenVerifier(
             jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
         ),
         trust=TrustResolver(store, tiers),
-        catalog=Catalog(store, ttl_s=settings.catalog_ttl_s),
+        catalog=catalog,
         policy=policy,
-        limits=SubjectLimiter(rate=settings.rate_limit, storage_uri=settings.rate_limit_storage),
-        upstream=Upstream(
-            make_client(settings.upstream),
-            api_key=settings.upstream_api_key.get_secret_value(),
-            retries=settings.upstream.retries_before_first_byte,
-        ),
+        limits=limits,
+        upstream=upstream,
+        usage=usage,
+        tokenizer=Tokenizer(),
         audit=audit,
         issuer=issuer,
         store=store,
-        metrics=Metrics(),
+        metrics=metrics,
         body_limit=settings.max_body_bytes,
         policy_digests={},
         audit_log=signer.verifier,
         audit_reader=make_engine(settings.database_url),
+        admin=AdminService.from_settings(settings, tiers=tiers, policy=policy),
     )
     # Before the first decision, so that every decision can be replayed; retried on the
     # audit writer's timer until it succeeds (and after each policy reload).
@@ -135,3 +180,43 @@ def _log_signer(settings: Settings) -> NoteSigner:
         key_file=settings.audit_log.key_file,
         seed_b64=settings.audit_log.key_seed.get_secret_value(),
     )
+
+
+def _routing(settings: Settings, store: RequestDb, metrics: Metrics) -> tuple[Upstream, Catalog]:
+    """The catalog and the forward stage, sharing one balancer (targets and their health)."""
+    up = settings.upstream
+    balancer = Balancer(Rules.from_settings(up.health))
+    metrics.registry.register(TargetGauges(balancer))
+    client = make_client(up)
+    catalog = Catalog(
+        store,
+        ttl_s=settings.catalog_ttl_s,
+        balancer=balancer,
+        fallback_key=settings.upstream_api_key.get_secret_value(),
+        allowed_hosts=up.allowed_hosts,
+    )
+    upstream = Upstream(
+        client,
+        balancer=balancer,
+        meters=Meters(metrics),
+        retries=up.retries_before_first_byte,
+        max_response_bytes=up.max_response_bytes,
+        # Each round first refreshes the catalog (within its TTL), so that targets added
+        # while no request comes in are checked too.
+        prober=Prober(client, balancer, up.health, refresh=catalog.routes),
+    )
+    return upstream, catalog
+
+
+async def _first_load(catalog: Catalog) -> None:
+    """Load the catalog at start, resolving credentials and logging unusable targets now.
+
+    Not fatal: the database may not be migrated or reachable yet (readiness says so), and
+    the first request loads it again.
+    """
+    try:
+        # Bounded: an unreachable database must not hold the process's start for the
+        # driver's own connect timeout.
+        await asyncio.wait_for(catalog.reload(), _FIRST_LOAD_S)
+    except (Unavailable, TimeoutError):
+        log.warning("model catalog not loaded at start; it will be on first use")

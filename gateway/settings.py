@@ -33,14 +33,100 @@ def packaged_policies() -> Path:
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "demo-upstream-key"})
 
 
+class HealthSettings(BaseModel):
+    """When an upstream target is taken out of rotation, and how it comes back."""
+
+    # Passive: this many consecutive failures (connect error, timeout before the answer,
+    # 5xx) take a target out for a back-off that doubles at each new ejection, up to the cap.
+    failures_to_down: int = Field(3, ge=1, le=100)
+    backoff_s: float = Field(5.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    # Active: a GET of `active_path` below each target's URL every `active_interval_s`
+    # seconds (0: off). Only a 2xx counts as healthy.
+    active_interval_s: float = Field(0.0, ge=0)
+    active_path: str = "/models"
+    active_timeout_s: float = Field(2.0, gt=0)
+
+    @field_validator("active_path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        # Appended to the target's base URL: an absolute URL here would leave the target.
+        if not value.startswith("/") or "://" in value or value.startswith("//"):
+            raise ValueError("must be a path starting with '/', e.g. /models")
+        return value
+
+
 class UpstreamSettings(BaseSettings):
     """How the gateway talks to model servers."""
 
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(120.0, gt=0)
     pool_size: int = Field(100, ge=1)
+    # The per-request budget of further tries before the first byte (failover included).
     retries_before_first_byte: int = Field(1, ge=0, le=5)
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Empty: any host. Otherwise a target's host must be listed ("*.example.com" matches
+    # subdomains); a target outside the list is refused by the CLI and skipped at load.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # An upstream answer larger than this (whole body, or a stream's total) is cut off.
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return [h.strip().lower().rstrip(".") for h in value if h.strip()]
+
+
+class VerificationSettings(BaseSettings):
+    """How domain proof is checked (gateway/trust/proof.py)."""
+
+    # Resolvers asked for the TXT record, as "ip:port"; every one must see the token, so
+    # that one resolver's stale or spoofed answer cannot pass a check on its own.
+    resolvers: list[str] = Field(default_factory=lambda: ["1.1.1.1:53", "8.8.8.8:53"])
+    dns_timeout_s: float = Field(5.0, gt=0, le=60)
+    https_timeout_s: float = Field(10.0, gt=0, le=60)
+    challenge_ttl_s: int = Field(72 * 3600, ge=60, le=30 * 86400)
+    # Tests only (dev mode): send the HTTPS check to this base URL, e.g. a loopback
+    # server, with the domain in the Host header. Refused outside dev mode.
+    https_base_override: str | None = None
+
+    @field_validator("resolvers")
+    @classmethod
+    def _ip_port(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one resolver as ip:port")
+        for entry in value:
+            parse_resolver(entry)
+        return value
+
+
+def parse_resolver(entry: str) -> tuple[str, int]:
+    """'192.0.2.1:53' or '[2001:db8::1]:53' → (ip, port); ValueError otherwise."""
+    import ipaddress
+
+    host, sep, port = entry.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"resolver {entry!r} must be ip:port")
+    ipaddress.ip_address(host)  # a resolver named by hostname would need a resolver
+    return host, int(port)
+
+
+class TierLimits(BaseModel):
+    """One tier's limits, overriding `tacgw.limits.tiers` of the policy data field by field.
+
+    Unset: the policy data's value. 0: no limit of that kind for the tier.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    requests_per_minute: int | None = Field(None, ge=0)  # per subject and model
+    tokens_per_minute: int | None = Field(None, ge=0)  # per subject and model
+    daily_tokens: int | None = Field(None, ge=0)  # per organization, per UTC day
+    in_flight: int | None = Field(None, ge=0)  # per organization
+    # When the limits storage (Redis) fails: refuse (503 limits_unavailable) or admit.
+    on_outage: Literal["closed", "open"] | None = None
 
 
 class AuditLogSettings(BaseModel):
@@ -91,13 +177,22 @@ class Settings(BaseSettings):
 
     rate_limit: str = "600/minute"
     rate_limit_storage: str = "memory://"
+    # Per-tier limits over the policy data's (docs/operators.md, "Limits and budgets").
+    tier_limits: dict[str, TierLimits] = Field(default_factory=dict)
+    # A replica that dies mid-request cannot release its in-flight slot; the slot lapses
+    # after this long. Longer than the longest response you serve.
+    in_flight_ttl_s: float = Field(900.0, ge=1)
+    # Usage per organization, model and day is written to the database this often.
+    usage_flush_s: float = Field(5.0, gt=0)
     token_endpoint_rate_limit: str = "30/minute"
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # The interactive /docs page; /openapi.json is always served.
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
-    # Injected into every upstream call; the caller's own credentials never are.
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    # The upstream bearer for targets without a credential of their own (see
+    # docs/operators.md); the caller's own credentials never reach an upstream.
     upstream_api_key: SecretStr = SecretStr("")
     audit_log: AuditLogSettings = Field(default_factory=AuditLogSettings)
 
@@ -132,6 +227,16 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be https outside dev mode (http is accepted on loopback only)")
         return value.rstrip("/")
+
+    @field_validator("verification")
+    @classmethod
+    def _no_override_in_production(
+        cls, value: VerificationSettings, info: ValidationInfo
+    ) -> VerificationSettings:
+        # Redirecting domain proof to another host would let anyone "prove" any domain.
+        if value.https_base_override and not info.data.get("dev_mode"):
+            raise ValueError("https_base_override is for tests; it needs dev_mode")
+        return value
 
     @field_validator("rate_limit", "token_endpoint_rate_limit")
     @classmethod

@@ -21,14 +21,50 @@ allow if count(reasons) == 0
 
 # Negate named rules only, never an expression over `input`: OPA and rego-cpp differ on
 # `not <expr>` when the expression has an undefined operand (tests/policy/test_agreement.py).
-reasons contains "org_not_active" if not org_active
 
-org_active if input.trust.org_status == "active"
+# The organization's standing comes first: while it is not verified, that alone explains
+# the refusal, and no tier reason is given (it would only repeat the consequence).
+reasons contains "org_suspended" if input.trust.org_status == "suspended"
+
+reasons contains "org_revoked" if input.trust.org_status == "revoked"
+
+reasons contains "not_verified" if {
+	not org_verified
+	not org_stopped
+}
+
+org_verified if input.trust.org_status == "verified"
+
+org_stopped if input.trust.org_status == "suspended"
+
+org_stopped if input.trust.org_status == "revoked"
 
 # An unknown tier has no rank, so `tier_sufficient` stays undefined: fail closed.
-reasons contains "tier_too_low" if not tier_sufficient
-
 tier_sufficient if rank(input.trust.tier) >= rank(input.model.tier_floor)
+
+# A dead grant that would have been enough names why the tier is short now.
+lapse_explains if {
+	not tier_sufficient
+	rank(input.trust.lapsed.tier) >= rank(input.model.tier_floor)
+}
+
+reasons contains "grant_expired" if {
+	org_verified
+	lapse_explains
+	input.trust.lapsed.reason == "grant_expired"
+}
+
+reasons contains "grant_revoked" if {
+	org_verified
+	lapse_explains
+	input.trust.lapsed.reason == "grant_revoked"
+}
+
+reasons contains "tier_too_low" if {
+	org_verified
+	not tier_sufficient
+	not lapse_explains
+}
 
 reasons contains "scope_missing" if not has_models_scope
 
@@ -45,6 +81,12 @@ default keep_prompt := false
 
 keep_prompt if input.trust.tier in data.tacgw.keep_prompt_tiers
 
-obligations := {"max_tokens": max_tokens, "keep_prompt": keep_prompt}
+# Limits for this request that tighten the tier's defaults (the gateway reads those from
+# data.tacgw.limits.tiers itself; an obligation can only lower them). Here: per model.
+default limits := {}
+
+limits := data.tacgw.limits.models[input.model.name]
+
+obligations := {"max_tokens": max_tokens, "keep_prompt": keep_prompt, "limits": limits}
 
 decision := {"allow": allow, "reasons": reasons, "obligations": obligations}

@@ -6,7 +6,7 @@ import data.tacgw.authz
 
 base := {
 	"principal": {"sub": "c1", "scopes": ["models"]},
-	"trust": {"tier": "public", "org_status": "active"},
+	"trust": {"tier": "public", "org_status": "verified"},
 	"model": {"name": "general", "tier_floor": "public"},
 	"request": {"endpoint": "chat.completions"},
 }
@@ -24,20 +24,70 @@ test_public_refused_critical_model if {
 test_critical_may_use_every_tier if {
 	every floor in data.tacgw.tiers {
 		authz.decision.allow with input as object.union(base, {
-			"trust": {"tier": "critical", "org_status": "active"},
+			"trust": {"tier": "critical", "org_status": "verified"},
 			"model": {"name": "m", "tier_floor": floor},
 		})
 	}
 }
 
-test_suspended_org_denied if {
+test_suspended_org_denied_for_that_reason_alone if {
 	d := authz.decision with input as object.union(base, {"trust": {"tier": "critical", "org_status": "suspended"}})
 	not d.allow
-	"org_not_active" in d.reasons
+	d.reasons == {"org_suspended"}
+}
+
+test_revoked_org_denied_even_with_a_lapsed_grant if {
+	d := authz.decision with input as object.union(base, {
+		"trust": {"tier": "public", "org_status": "revoked", "lapsed": {"tier": "critical", "reason": "grant_revoked"}},
+		"model": {"name": "cyber", "tier_floor": "critical"},
+	})
+	d.reasons == {"org_revoked"}
+}
+
+test_unverified_states_denied_as_not_verified if {
+	every status in ["applied", "verifying", "rejected", "active", ""] {
+		d := authz.decision with input as object.union(base, {"trust": {"tier": "public", "org_status": status}})
+		d.reasons == {"not_verified"}
+	}
+}
+
+test_missing_status_is_not_verified if {
+	d := authz.decision with input as object.remove(base, ["trust"])
+	d.reasons == {"not_verified"}
+}
+
+test_expired_grant_named if {
+	d := authz.decision with input as object.union(base, {
+		"trust": {"tier": "public", "org_status": "verified", "lapsed": {"tier": "critical", "reason": "grant_expired"}},
+		"model": {"name": "cyber", "tier_floor": "critical"},
+	})
+	d.reasons == {"grant_expired"}
+}
+
+test_revoked_grant_named if {
+	d := authz.decision with input as object.union(base, {
+		"trust": {"tier": "public", "org_status": "verified", "lapsed": {"tier": "verified", "reason": "grant_revoked"}},
+		"model": {"name": "tac", "tier_floor": "verified"},
+	})
+	d.reasons == {"grant_revoked"}
+}
+
+test_lapsed_grant_too_low_to_matter_is_tier_too_low if {
+	d := authz.decision with input as object.union(base, {
+		"trust": {"tier": "public", "org_status": "verified", "lapsed": {"tier": "verified", "reason": "grant_expired"}},
+		"model": {"name": "cyber", "tier_floor": "critical"},
+	})
+	d.reasons == {"tier_too_low"}
+}
+
+test_lapsed_grant_ignored_when_tier_suffices if {
+	authz.decision.allow with input as object.union(base, {
+		"trust": {"tier": "public", "org_status": "verified", "lapsed": {"tier": "critical", "reason": "grant_expired"}},
+	})
 }
 
 test_unknown_tier_fails_closed if {
-	d := authz.decision with input as object.union(base, {"trust": {"tier": "root", "org_status": "active"}})
+	d := authz.decision with input as object.union(base, {"trust": {"tier": "root", "org_status": "verified"}})
 	not d.allow
 	"tier_too_low" in d.reasons
 }
@@ -53,7 +103,7 @@ test_empty_input_denied if {
 
 test_max_tokens_cap_per_tier if {
 	authz.decision.obligations.max_tokens == 4096 with input as base
-	d := authz.decision with input as object.union(base, {"trust": {"tier": "critical", "org_status": "active"}})
+	d := authz.decision with input as object.union(base, {"trust": {"tier": "critical", "org_status": "verified"}})
 	d.obligations.max_tokens == 32768
 }
 
@@ -65,4 +115,16 @@ test_prompts_kept_only_for_listed_tiers if {
 	critical := object.union(base, {"trust": {"tier": "critical", "org_status": "active"}})
 	authz.decision.obligations.keep_prompt with input as critical with data.tacgw.keep_prompt_tiers as ["critical"]
 	not authz.decision.obligations.keep_prompt with input as base with data.tacgw.keep_prompt_tiers as ["critical"]
+}
+
+test_no_model_limits_by_default if {
+	authz.decision.obligations.limits == {} with input as base
+}
+
+test_model_limits_from_data if {
+	cyber := object.union(base, {"model": {"name": "cyber", "tier_floor": "public"}})
+	models := {"cyber": {"tokens_per_minute": 1000}}
+	d := authz.decision with input as cyber with data.tacgw.limits.models as models
+	d.obligations.limits == {"tokens_per_minute": 1000}
+	authz.decision.obligations.limits == {} with input as base with data.tacgw.limits.models as models
 }

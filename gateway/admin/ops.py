@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gateway.admin import targets
 from gateway.db.models import AuditEvent, Client, ModelEntry, Organization, TrustGrant
 from gateway.issuer.secrets import (
     hash_secret,
@@ -18,6 +18,7 @@ from gateway.issuer.secrets import (
     new_client_secret,
     verify_secret,
 )
+from gateway.routing.targets import check_target_url
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,17 @@ class IssuedCredentials:
     client_secret: str  # shown once; only its hash is stored
 
 
-async def create_org(engine: AsyncEngine, *, name: str, status: str = "active") -> Organization:
+async def create_org(
+    engine: AsyncEngine,
+    *,
+    name: str,
+    status: str = "verified",
+    sector: str | None = None,
+    country: str | None = None,
+) -> Organization:
+    """Bootstrap an organization directly (no application, no proof): operators only."""
     async with AsyncSession(engine, expire_on_commit=False) as session:
-        org = Organization(name=name, status=status)
+        org = Organization(name=name, status=status, sector=sector, country=country)
         session.add(org)
         await session.commit()
         return org
@@ -83,17 +92,9 @@ async def revoke_grant(engine: AsyncEngine, *, grant_id: int, at: datetime) -> N
         await session.commit()
 
 
-async def create_client(
-    engine: AsyncEngine, *, org_id: str, name: str, roles: Sequence[str] = ()
-) -> IssuedCredentials:
+async def create_client(engine: AsyncEngine, *, org_id: str, name: str) -> IssuedCredentials:
     secret = new_client_secret()
-    client = Client(
-        id=new_client_id(),
-        org_id=org_id,
-        name=name,
-        secret_hash=hash_secret(secret),
-        roles=" ".join(roles),
-    )
+    client = Client(id=new_client_id(), org_id=org_id, name=name, secret_hash=hash_secret(secret))
     issued = IssuedCredentials(client_id=client.id, client_secret=secret)
     async with AsyncSession(engine) as session:
         session.add(client)
@@ -101,20 +102,9 @@ async def create_client(
     return issued
 
 
-def check_upstream_url(url: str) -> str:
+def check_upstream_url(url: str, *, allowed_hosts: Sequence[str] = ()) -> str:
     """The URL, if it can be an upstream base URL; otherwise every call would fail with 502."""
-    try:
-        parts = urlsplit(url)
-        # .port raises ValueError for a port that is not a number in range.
-        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-        usable = usable and (parts.port is None or parts.port > 0)
-    except ValueError:
-        usable = False
-    if not usable:
-        raise ValueError(
-            f"upstream must be an http(s) URL with a host, e.g. http://vllm:8000/v1; got {url!r}"
-        )
-    return url
+    return check_target_url(url, allowed_hosts=allowed_hosts)
 
 
 async def client_with_secret(
@@ -129,19 +119,30 @@ async def client_with_secret(
 
 
 async def add_model(
-    engine: AsyncEngine, *, name: str, upstream_url: str, upstream_model: str, tier_floor: str
+    engine: AsyncEngine,
+    *,
+    name: str,
+    tier_floor: str,
+    upstream_url: str | None = None,
+    upstream_model: str | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> ModelEntry:
-    check_upstream_url(upstream_url)
+    """Add a model or change its tier floor. With `upstream_url`, that URL becomes the
+    model's only upstream target (the others are removed); manage several targets with
+    `gateway.admin.targets`."""
+    if upstream_url is not None:
+        check_target_url(upstream_url, allowed_hosts=allowed_hosts)
     async with AsyncSession(engine, expire_on_commit=False) as session:
-        entry = await session.get(ModelEntry, name) or ModelEntry(
-            name=name, upstream_url="", upstream_model="", tier_floor=""
-        )
-        entry.upstream_url, entry.upstream_model, entry.tier_floor = (
-            upstream_url,
-            upstream_model,
-            tier_floor,
-        )
+        entry = await session.get(ModelEntry, name)
+        if entry is None:
+            entry = ModelEntry(name=name, tier_floor=tier_floor)
+        entry.tier_floor = tier_floor
         session.add(entry)
+        await session.flush()
+        if upstream_url is not None:
+            await targets.replace_targets(
+                session, model=name, url=upstream_url, upstream_model=upstream_model or name
+            )
         await session.commit()
         return entry
 

@@ -1,4 +1,4 @@
-"""The auditor's API, `/audit/...`: read-only, for tokens carrying the `auditor` role.
+"""The auditor's API, `/audit/...`: read-only; the admin policy allows `audit.read`.
 
 Query decisions with filters and cursor pages, read one by its full id, export (the
 verifiable JSONL log, or CSV rows), verify, get inclusion and consistency proofs and the
@@ -22,6 +22,8 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 from starlette.responses import Response, StreamingResponse
 
+from gateway.api.admin_deps import Permit
+from gateway.api.admin_schema import refusals
 from gateway.api.deps import RuntimeDep
 from gateway.audit import ledger, query, replay
 from gateway.audit.export import FORMAT as LOG_EXPORT_FORMAT
@@ -30,24 +32,17 @@ from gateway.audit.tlog import ProofError, frontier
 from gateway.audit.verify import verify_log
 from gateway.db.engine import make_engine
 from gateway.errors import BadRequest, Forbidden, NotFound
-from gateway.identity.principal import AUDITOR, Principal
 from gateway.reasons import Reason
 from gateway.runtime import Runtime
 
 T = TypeVar("T")
 
 
-async def auditor(request: Request, rt: RuntimeDep) -> Principal:
-    """The caller, if its token is valid, carries the auditor role, and its client is live."""
-    principal = rt.identity.verify(request.headers.get("authorization"))
-    if AUDITOR not in principal.roles:
-        raise Forbidden(Reason.ROLE_MISSING, "The /audit API needs a token with the auditor role.")
-    await rt.trust.resolve(principal)  # a revoked client loses access now, not at token expiry
-    return principal
-
-
-AuditorOnly = Annotated[Principal, Depends(auditor)]
-router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Depends(auditor)])
+# Who may read is the admin policy's call (policies/admin.rego: admins and auditors), as
+# for every /admin route; a refusal is itself an audit event.
+router = APIRouter(
+    prefix="/audit", tags=["audit"], dependencies=[Permit("audit.read")], responses=refusals()
+)
 
 
 class Page(BaseModel):

@@ -55,9 +55,10 @@ _TOKEN_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["grant_type"],
+                    "additionalProperties": False,
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "scope": {"type": "string"},
+                        "scope": {"type": "string", "enum": ["models"]},
                         "client_id": {"type": "string"},
                         "client_secret": {"type": "string"},
                     },

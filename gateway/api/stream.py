@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.api.render import sse_error
 from gateway.audit.event import Delivery
-from gateway.audit.usage import StreamUsage
+from gateway.audit.usage import audit_usage
 from gateway.errors import GatewayError
 from gateway.forward.relay import UpstreamStream
 from gateway.pipeline.exchange import Report
@@ -25,7 +25,6 @@ class SseResponse(Response):
     ) -> None:
         self._stream = stream
         self._report = report
-        self._usage = StreamUsage()
         self._sent = 0
         self._caller_left = False
         self.status_code = stream.status
@@ -54,9 +53,9 @@ class SseResponse(Response):
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
             if self._report is not None:
-                delivery = Delivery(
-                    self.status_code, self._usage.result(), self._sent, self._caller_left
-                )
+                # Usage as the stream's meter counted it when it closed (gateway/usage).
+                usage = audit_usage(self._stream.usage)
+                delivery = Delivery(self.status_code, usage, self._sent, self._caller_left)
                 self._report(delivery)
 
     async def _pump(self, send: Send) -> None:
@@ -67,7 +66,6 @@ class SseResponse(Response):
             async for chunk in self._stream.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 self._sent += len(chunk)
-                self._usage.feed(chunk)
         except GatewayError as exc:
             await send({"type": "http.response.body", "body": sse_error(exc), "more_body": True})
         except OSError:

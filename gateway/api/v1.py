@@ -18,7 +18,7 @@ from starlette.types import Receive
 from gateway.api.render import JSON, decision_headers, openai_error
 from gateway.api.stream import SseResponse
 from gateway.audit.event import Delivery
-from gateway.audit.usage import usage_from_body
+from gateway.audit.usage import audit_usage
 from gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from gateway.pipeline.exchange import Answered, Call, Gone, Listed, Outcome, Refused, Streamed
 from gateway.pipeline.flow import handle
@@ -54,7 +54,7 @@ async def _run(request: Request, call: Call) -> Response:
 
 
 def render(outcome: Outcome) -> Response:
-    headers = decision_headers(outcome.decision_id)
+    headers = decision_headers(outcome.decision_id) | dict(outcome.headers)
     if isinstance(outcome, Answered):
         done = BackgroundTask(_delivered, outcome) if outcome.report else None
         return Response(outcome.body, outcome.status, headers, media_type=JSON, background=done)
@@ -69,10 +69,10 @@ def render(outcome: Outcome) -> Response:
 
 
 def _delivered(outcome: Answered) -> None:
-    """After a whole body was sent: its outcome (usage from the body itself)."""
+    """After a whole body was sent: its outcome (usage as the pipeline metered it)."""
     assert outcome.report is not None
     body = outcome.body
-    outcome.report(Delivery(outcome.status, usage_from_body(body), len(body), False))
+    outcome.report(Delivery(outcome.status, audit_usage(outcome.usage), len(body), False))
 
 
 def _model(name: str) -> dict[str, object]:

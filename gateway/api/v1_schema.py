@@ -7,7 +7,7 @@ served route is described and that real answers match the schemas.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -34,31 +34,36 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+Name = Annotated[str, Field(min_length=1, description="A model of the catalog")]
+Text = Annotated[str, Field(min_length=1)]
+Texts = Annotated[list[Text], Field(min_length=1)]
+
+
 class ChatRequest(_Open):
-    model: str
-    messages: list[dict[str, Any]]
+    model: Name
+    messages: Annotated[list[dict[str, Any]], Field(min_length=1)]
     stream: bool | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
 
 
 class CompletionRequest(_Open):
-    model: str
-    prompt: str | list[Any]
+    model: Name
+    prompt: Text | Texts
     stream: bool | None = None
     max_tokens: int | None = Field(None, ge=1)
 
 
 class ResponsesRequest(_Open):
-    model: str
-    input: str | list[Any]
+    model: Name
+    input: Text | Annotated[list[dict[str, Any]], Field(min_length=1)]
     stream: bool | None = None
     max_output_tokens: int | None = Field(None, ge=1)
 
 
 class EmbeddingsRequest(_Open):
-    model: str
-    input: str | list[Any]
+    model: Name
+    input: Text | Texts
 
 
 class ModelAnswer(_Open):
@@ -82,7 +87,7 @@ class ModelList(BaseModel):
 _REFUSALS: dict[int, str] = {
     400: "invalid_json, invalid_request",
     401: "token_* (with WWW-Authenticate), client_unknown, client_revoked",
-    403: "the policy's reasons, e.g. tier_too_low, org_not_active, scope_missing",
+    403: "the policy's reasons, e.g. tier_too_low, org_suspended, not_verified",
     404: "model_not_found, not_found",
     405: "method_not_allowed",
     413: "body_too_large",

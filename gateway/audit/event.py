@@ -42,7 +42,7 @@ class Usage:
     completion_tokens: int
     total_tokens: int
     # "upstream": the upstream's own usage object (or final stream chunk);
-    # "counted": the gateway's count of streamed chunks when the upstream sent none.
+    # "estimated": counted by the gateway (gateway/usage) when the upstream sent none.
     source: str = "upstream"
 
 
@@ -135,6 +135,41 @@ def decision_event(
         "policy": None if policy is None else _policy(policy),
         "prompt": prompt,
     }
+
+
+def admin_event(
+    *,
+    event_id: str,
+    ts: datetime,
+    action: str,
+    actor: Actor,
+    tier: str | None,
+    allow: bool,
+    reasons: Sequence[str],
+    status: int,
+    policy_version: str | None,
+    detail: str,
+) -> dict[str, Any]:
+    """An admin action, done or refused (`gateway/admin/auditlog.py`): a decision event
+    with action "admin_action" and `detail`, the exact JSON text of the row's `detail`
+    (actor, action, target, before, after; a string, so any value in it stays canonical)."""
+    event = decision_event(
+        decision_id=event_id,
+        ts=ts,
+        action="admin_action",
+        endpoint=f"admin.{action}",
+        actor=actor,
+        tier=tier,
+        model=None,
+        allow=allow,
+        reasons=reasons,
+        status=status,
+        latency_us=0,
+        request_sha256=None,
+        policy_version=policy_version,
+    )
+    event["detail"] = detail
+    return event
 
 
 def outcome_event(

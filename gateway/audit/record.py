@@ -47,6 +47,9 @@ class AuditDraft:
         self.user_agent: str | None = None
         # What the policy was asked and answered, when one evaluation decided (for replay).
         self.policy: PolicyRecord | None = None
+        # Set by the forward stage before each try (`gateway.forward.upstream.TryRecord`).
+        self.upstream_target: str | None = None
+        self.upstream_tries: int | None = None
         self.committed = False
 
     async def commit(self, *, allow: bool, status: int, reasons: Sequence[str]) -> None:
@@ -73,6 +76,8 @@ class AuditDraft:
             "policy_version": self.policy_version,
             "latency_ms": round(elapsed * 1000, 3),
             "request_hash": self.request_hash,
+            "upstream_target": self.upstream_target,
+            "upstream_tries": self.upstream_tries,
         }
         try:
             leaf = self._leaf(allow=allow, status=status, reasons=reasons, elapsed=elapsed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, client, model, org, serve
+from gateway.cli import audit, client, grant, model, org, serve, usage
 from gateway.cli.output import run
 
 app = typer.Typer(
@@ -20,9 +20,11 @@ app = typer.Typer(
 )
 app.add_typer(serve.app)  # serve, migrate, demo: top-level commands
 app.add_typer(org.app, name="org")
+app.add_typer(grant.app, name="grant")
 app.add_typer(client.app, name="client")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
+app.add_typer(usage.app, name="usage")
 
 
 def main(argv: list[str] | None = None) -> None:

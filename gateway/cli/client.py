@@ -7,12 +7,14 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admin import ops
-from gateway.cli.context import org_named, with_engine
-from gateway.cli.output import JsonFlag, emit, emit_rows, fail, iso_utc
-from gateway.identity.principal import ROLES
+from gateway.admin import clients, ops
+from gateway.cli.context import By, actor, org_named, with_engine
+from gateway.cli.output import JsonFlag, emit, emit_rows, iso_utc
 
 app = typer.Typer(help="OAuth clients of organizations.", no_args_is_help=True)
+
+
+SECRET_TITLE = "Store the secret now: it is not shown again."
 
 
 @app.command()
@@ -21,22 +23,58 @@ def create(
     name: Annotated[str, typer.Option(help="A label for the client.")] = "cli client",
     role: Annotated[
         list[str] | None,
-        typer.Option("--role", help="A role its tokens carry: auditor (read-only /audit API)."),
+        typer.Option("--role", help="admin, auditor or org_admin (repeatable); none: defender."),
     ] = None,
+    by: By = "cli-admin",
     as_json: JsonFlag = False,
 ) -> None:
     """Create a client and print its credentials once (only the secret's hash is kept)."""
-    roles = role or []
-    if unknown := set(roles) - set(ROLES):
-        fail(f"unknown role {sorted(unknown)[0]!r}; the roles are: {', '.join(ROLES)}")
 
     async def work(engine: AsyncEngine) -> None:
         owner = await org_named(engine, org)
-        creds = await ops.create_client(engine, org_id=owner.id, name=name, roles=roles)
+        creds = await clients.create_client(
+            engine, actor=actor(by), org_id=owner.id, name=name, roles=role or []
+        )
+        emit(
+            {
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+                "roles": creds.roles,
+            },
+            as_json=as_json,
+            title=SECRET_TITLE,
+        )
+
+    with_engine(work)
+
+
+@app.command()
+def revoke(client_id: str, by: By = "cli-admin", as_json: JsonFlag = False) -> None:
+    """Revoke a client: its tokens are refused on their next request (client_revoked)."""
+
+    async def work(engine: AsyncEngine) -> None:
+        done = await clients.revoke_client(engine, actor=actor(by), client_id=client_id)
+        emit(
+            {
+                "client_id": done.id,
+                "revoked_at": iso_utc(done.revoked_at) if done.revoked_at else None,
+            },
+            as_json=as_json,
+        )
+
+    with_engine(work)
+
+
+@app.command()
+def rotate(client_id: str, by: By = "cli-admin", as_json: JsonFlag = False) -> None:
+    """Give a client a new secret (printed once); the old secret stops working at once."""
+
+    async def work(engine: AsyncEngine) -> None:
+        creds = await clients.rotate_client(engine, actor=actor(by), client_id=client_id)
         emit(
             {"client_id": creds.client_id, "client_secret": creds.client_secret},
             as_json=as_json,
-            title="Store the secret now: it is not shown again.",
+            title=SECRET_TITLE,
         )
 
     with_engine(work)
@@ -58,12 +96,13 @@ def list_(
                 "client_id": c.id,
                 "org": orgs.get(c.org_id, c.org_id),
                 "name": c.name,
+                "roles": c.roles.split(),
                 "created_at": iso_utc(c.created_at),
                 "revoked_at": iso_utc(c.revoked_at) if c.revoked_at else None,
             }
             for c in clients
         ]
-        columns = ["client_id", "org", "name", "created_at", "revoked_at"]
+        columns = ["client_id", "org", "name", "roles", "created_at", "revoked_at"]
         emit_rows(rows, columns=columns, as_json=as_json)
 
     with_engine(work)

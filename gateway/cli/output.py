@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
+from gateway.errors import GatewayError
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts, not a table.")]
 
 NOT_MIGRATED = "the database is not migrated; run `tac-gateway migrate`"
@@ -86,6 +88,9 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None) -> None:
         app(args=list(argv) if argv is not None else None, prog_name="tac-gateway")
     except CliError as exc:
         _exit(str(exc))
+    except GatewayError as exc:
+        # The admin operations' own refusals: the same message the API gives, and its code.
+        _exit(f"{exc.message} ({exc.reason.value})")
     except ValidationError as exc:
         # Every bad setting at once, one per line, so one restart fixes them all.
         lines = [

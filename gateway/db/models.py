@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -56,11 +56,59 @@ def new_id() -> str:
 
 
 class Organization(SQLModel, table=True):
+    """An organization and where it stands in verification (see gateway/trust/lifecycle.py)."""
+
+    # A unique index, not a constraint: SQLite can add it without rebuilding the table.
+    __table_args__ = (Index("ix_organization_domain", "domain", unique=True),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
     name: str = Field(unique=True, max_length=200)
-    # pending → active (verified by an admin) → suspended; only active orgs may call models.
-    status: str = Field(default="pending", max_length=20)
+    # applied → verifying → verified, or rejected, suspended, revoked; only verified orgs
+    # hold anything above the lowest tier (gateway/trust/lifecycle.py).
+    status: str = Field(default="applied", max_length=20)
+    # The A-label (punycode) form, lower case, no trailing dot; None for orgs made before
+    # domain proof existed. Unique: one organization per domain.
+    domain: str | None = Field(default=None, max_length=253)
+    sector: str | None = Field(default=None, max_length=60)  # gateway/trust/sectors.py
+    country: str | None = Field(default=None, max_length=2)  # ISO 3166-1 alpha-2
+    # What the applicant offered as evidence (free text for the reviewing admin).
+    evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
+    applied_by: str | None = Field(default=None, max_length=200)
+    # Why the last reject/suspend/revoke happened, shown to the applicant and auditors.
+    status_reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # Optimistic concurrency: every change is `UPDATE ... WHERE version = :seen`.
+    version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Membership(SQLModel, table=True):
+    """A subject's place in an organization: `defender` (uses models) or `org_admin`."""
+
+    __table_args__ = (UniqueConstraint("org_id", "subject", name="uq_membership_org_subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organization.id", max_length=64)
+    subject: str = Field(index=True, max_length=200)
+    role: str = Field(max_length=20)
+    added_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class VerificationChallenge(SQLModel, table=True):
+    """One domain-proof attempt: the token to publish, and what the check found."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
+    method: str = Field(max_length=10)  # dns | https
+    token: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    checked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # None until checked; then passed | failed | error (resolver unreachable etc.)
+    result: str | None = Field(default=None, max_length=10)
+    # What the resolvers (or the web server) answered, verbatim and bounded: the proof.
+    evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 class Client(SQLModel, table=True):
@@ -70,14 +118,19 @@ class Client(SQLModel, table=True):
     org_id: str = Field(foreign_key="organization.id", index=True, max_length=64)
     name: str = Field(max_length=200)
     secret_hash: str = Field(max_length=128)
+    # Space-separated roles its tokens carry (`admin`, `auditor`, `org_admin`); "" for a
+    # defender's client, which only calls models.
+    roles: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    # Space-separated roles its tokens carry (`roles` claim), e.g. "auditor".
-    roles: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
 
 
 class TrustGrant(SQLModel, table=True):
-    """A tier held by an organization (or by one subject in it), until expiry or revocation."""
+    """A tier held by an organization (or by one subject in it), until expiry or revocation.
+
+    Never deleted: a revoked grant keeps its row, so that "why was this allowed then" and
+    "why is it refused now" (`grant_revoked`, `grant_expired`) both have an answer.
+    """
 
     __table_args__ = (Index("ix_trustgrant_org_subject", "org_id", "subject"),)
 
@@ -88,20 +141,56 @@ class TrustGrant(SQLModel, table=True):
     tier: str = Field(max_length=40)
     granted_by: str = Field(max_length=200)
     evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # Why it was granted, and (once revoked) why it was revoked. Grants are never deleted.
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    revoke_reason: str = Field(default="", sa_column=Column(Text, nullable=False))
     granted_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class ModelEntry(SQLModel, table=True):
-    """A model the gateway serves: which upstream, under which name, from which tier up."""
+    """A model the gateway serves, from which tier up; its upstreams are `UpstreamTarget`s."""
 
     name: str = Field(primary_key=True, max_length=200)
-    upstream_url: str = Field(max_length=500)
-    # The model name the upstream knows; callers only ever see `name`.
-    upstream_model: str = Field(max_length=200)
     tier_floor: str = Field(max_length=40)
     enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class UpstreamTargetBase(SQLModel):
+    """One upstream serving a catalog model: where, under which name, with what weight."""
+
+    model: str = Field(foreign_key="modelentry.name", max_length=200)
+    name: str = Field(max_length=100)  # unique per model; names the target in audit and metrics
+    url: str = Field(max_length=500)  # base URL of an OpenAI-compatible server (…/v1)
+    # The model name the upstream knows; callers only ever see the catalog's name.
+    upstream_model: str = Field(max_length=200)
+    # Share of the model's traffic; 0 makes a fallback used only when no weighted target can.
+    weight: int = Field(default=1, ge=0, le=1000)
+    # A reference to the upstream's API key (`env:NAME` or `file:/path`), resolved by the
+    # gateway when it loads the catalog; the key itself is never stored. None: the global
+    # `upstream_api_key`.
+    credential: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+
+
+class UpstreamTargetCreate(UpstreamTargetBase):
+    # Extra request headers for this upstream (not secrets: those go in `credential`).
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class UpstreamTargetPublic(UpstreamTargetBase):
+    id: int
+    headers: dict[str, str]
+
+
+class UpstreamTarget(UpstreamTargetBase, table=True):
+    __table_args__ = (UniqueConstraint("model", "name", name="uq_upstreamtarget_model_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # A JSON object of extra request headers.
+    headers: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -125,7 +214,34 @@ class AuditEvent(SQLModel, table=True):
     latency_ms: float
     request_hash: str | None = Field(default=None, max_length=64)
     token_id: str | None = Field(default=None, max_length=64)
+    # Admin actions only: JSON {actor, action, target, before, after}.
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The upstream target that gave the answer (or the last one tried), and how many tries
+    # the request took; None when the request never reached the forward stage.
+    upstream_target: str | None = Field(default=None, max_length=100)
+    upstream_tries: int | None = None
 
+
+class UsageDailyBase(SQLModel):
+    """Tokens used by one organization on one model in one UTC day."""
+
+    org_id: str = Field(primary_key=True, max_length=64)
+    model: str = Field(primary_key=True, max_length=200)
+    day: date = Field(primary_key=True)
+    requests: int = 0
+    # 64-bit: a busy organization passes 2^31 tokens a day.
+    prompt_tokens: int = Field(default=0, sa_type=BigInteger)
+    completion_tokens: int = Field(default=0, sa_type=BigInteger)
+    # Calls whose upstream reported no usage: their tokens were counted by the gateway.
+    estimated_requests: int = 0
+
+
+class UsageDaily(UsageDailyBase, table=True):
+    """Summed in memory by each replica and added here every few seconds (an upsert)."""
+
+
+class UsageDailyPublic(UsageDailyBase):
+    total_tokens: int = 0
 
 # The audit transparency log (gateway/audit/ledger.py; docs/architecture.md explains it).
 

@@ -55,6 +55,8 @@ _KNOBS: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "echo_headers": (False, lambda v: isinstance(v, bool), "a boolean"),
     # The reply is the JSON body this server received: shows what a proxy changed in it.
     "echo_body": (False, lambda v: isinstance(v, bool), "a boolean"),
+    # Answer without any `usage`, like servers that do not report it.
+    "no_usage": (False, lambda v: isinstance(v, bool), "a boolean"),
 }
 
 

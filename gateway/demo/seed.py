@@ -49,7 +49,7 @@ async def seed(
     for org_name, tier in DEMO_ORGS:
         org = await ops.find_org(engine, name=org_name)
         if org is None:
-            org = await ops.create_org(engine, name=org_name, status="active")
+            org = await ops.create_org(engine, name=org_name, status="verified")
             if tier is not None:
                 await ops.grant_tier(
                     engine, org_id=org.id, tier=tier, granted_by="demo-admin", evidence="demo seed"

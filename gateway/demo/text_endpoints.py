@@ -57,15 +57,16 @@ async def completions(request: Request) -> Response:
     def choice(text: str, finish: str | None) -> dict[str, Any]:
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
 
+    reported = {} if knobs["no_usage"] else {"usage": usage}
     if not body.get("stream"):
         await asyncio.sleep(knobs["delay"])
-        return json_response({**base, "choices": [choice("".join(pieces), "stop")], "usage": usage})
+        return json_response({**base, "choices": [choice("".join(pieces), "stop")], **reported})
 
     async def events() -> AsyncGenerator[bytes, None]:
         for piece in pieces:
             await asyncio.sleep(knobs["delay"])
             yield sse({**base, "choices": [choice(piece, None)]})
-        yield sse({**base, "choices": [choice("", "stop")], "usage": usage})
+        yield sse({**base, "choices": [choice("", "stop")], **reported})
         yield sse(b"[DONE]")
 
     return EventStream(events(), request.app.state.stats, knobs["drop_after"])
@@ -96,7 +97,8 @@ async def responses(request: Request) -> Response:
                            "role": "assistant", "content": content})  # fmt: skip
         return {"id": rid, "object": "response", "created_at": int(time.time()),
                 "status": status, "model": model, "output": output,
-                "usage": usage if status == "completed" else None}  # fmt: skip
+                "usage": usage if status == "completed" and not knobs["no_usage"]
+                else None}  # fmt: skip
 
     if not body.get("stream"):
         await asyncio.sleep(knobs["delay"])

@@ -72,17 +72,19 @@ async def chat_completions(request: Request) -> Response:
     if not body.get("stream"):
         await asyncio.sleep(knobs["delay"])
         message = {"role": "assistant", "content": content}
+        reported = {} if knobs["no_usage"] else {"usage": usage}
         return json_response(
             {
                 **base,
                 "object": "chat.completion",
-                "usage": usage,
+                **reported,
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             }
         )
 
     opts = body.get("stream_options")
     include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+    include_usage = include_usage and not knobs["no_usage"]
 
     def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -135,13 +137,11 @@ async def embeddings(request: Request) -> Response:
             vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
     tokens = sum(len(t.split()) for t in inputs)
+    reported = (
+        {} if knobs["no_usage"] else {"usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    )
     return json_response(
-        {
-            "object": "list",
-            "data": data,
-            "model": body.get("model", ""),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        {"object": "list", "data": data, "model": body.get("model", ""), **reported}
     )
 
 

@@ -29,4 +29,8 @@ def make_client(settings: UpstreamSettings) -> httpx.AsyncClient:
         transport = AiohttpTransport(limits=limits, trust_env=False)
     else:
         transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
+    # follow_redirects off (httpx's default, made explicit; the aiohttp transport also passes
+    # allow_redirects=False): a redirect could send a request and its credential elsewhere.
+    return httpx.AsyncClient(
+        transport=transport, timeout=timeout, trust_env=False, follow_redirects=False
+    )

@@ -3,7 +3,9 @@
 A caller that disconnects must cancel the upstream call at once (a model generating for
 nobody still costs GPU time), and the upstream response must always be closed so its
 connection goes back to, or out of, the pool. `gateway.api.stream` drives an
-`UpstreamStream` to the caller and closes it whatever happens.
+`UpstreamStream` to the caller and closes it whatever happens; closing is also when the
+response has ended, so that is when its usage is known and the `on_end` callbacks run
+(debiting token limits, recording usage).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import TypeVar
 import httpx
 
 from gateway.errors import UpstreamError
-from gateway.forward.rename import SseRenamer
+from gateway.forward.events import SseEvents
 from gateway.reasons import Reason
+from gateway.usage.figures import Usage
+from gateway.usage.meter import UsageMeter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+OnEnd = Callable[[Usage | None], Awaitable[None]]
 
 
 class ClientGone(Exception):
@@ -57,29 +62,81 @@ async def unless_disconnected(
 
 
 class UpstreamStream:
-    """An upstream SSE body, chunk by chunk (never buffered whole), model renamed."""
+    """An upstream SSE body, chunk by chunk (never buffered whole), model renamed, metered.
 
-    def __init__(self, upstream: httpx.Response, *, rename_to: str | None) -> None:
+    At most `limit` bytes are relayed. When the stream is closed (ended, failed or left),
+    `on_release(failure)` runs first, with what went wrong (None, "stream_broken" or
+    "too_large"), so the forward stage can count it and release the target; then the
+    `on_end(usage)` callbacks (debiting token limits, recording usage).
+    """
+
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        *,
+        rename_to: str | None,
+        meter: UsageMeter | None = None,
+        limit: int | None = None,
+        on_release: Callable[[str | None], None] | None = None,
+    ) -> None:
         self._upstream = upstream
-        self._renamer = SseRenamer(rename_to) if rename_to else None
+        self._events = SseEvents(rename_to=rename_to, meter=meter) if rename_to or meter else None
+        self._meter = meter
+        self._limit = limit
+        self._on_release = on_release
+        self._failure: str | None = None
         self.status = upstream.status_code
         self.completed = False  # True once the upstream ended the stream itself
+        self.usage: Usage | None = None  # known once closed (if metered)
+        self._on_end: list[OnEnd] = []
+        self._ended = False
+
+    def on_end(self, callback: OnEnd) -> None:
+        """Run `callback(usage)` once, when the stream is closed (ended, failed or left)."""
+        self._on_end.append(callback)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body; raises `UpstreamError` if the upstream breaks off mid-stream."""
+        """The body; raises `UpstreamError` if the upstream breaks off or sends too much."""
+        events = self._events
+        size = 0
         try:
             async for chunk in self._upstream.aiter_raw():
-                out = self._renamer.feed(chunk) if self._renamer else chunk
+                size += len(chunk)
+                if self._limit is not None and size > self._limit:
+                    self._failure = "too_large"
+                    log.warning("upstream stream exceeded %d bytes", self._limit)
+                    raise UpstreamError(
+                        Reason.UPSTREAM_TOO_LARGE, "The model server's answer is too large."
+                    )
+                out = events.feed(chunk) if events else chunk
                 if out:
                     yield out
         except httpx.HTTPError as exc:
+            self._failure = "stream_broken"
             log.warning("upstream stream broke: %s", type(exc).__name__)
             raise UpstreamError(
                 Reason.UPSTREAM_ERROR, "The upstream stream ended abruptly."
             ) from exc
-        if self._renamer and (rest := self._renamer.flush()):
+        if events and (rest := events.flush()):
             yield rest
         self.completed = True
 
     async def aclose(self) -> None:
-        await self._upstream.aclose()
+        """Release the upstream connection; the first call also ends the stream's accounting."""
+        try:
+            await self._upstream.aclose()
+        finally:
+            release, self._on_release = self._on_release, None  # once, however often closed
+            if release is not None:
+                release(self._failure)
+        if self._ended:
+            return
+        self._ended = True
+        if self._meter is not None:
+            self.usage = await self._meter.result()
+        for callback in self._on_end:
+            try:
+                await callback(self.usage)
+            except Exception:
+                # The caller has its answer; a failed debit must not turn into a failed close.
+                log.exception("stream end callback failed")

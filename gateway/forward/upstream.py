@@ -1,23 +1,41 @@
-"""One upstream call: build the request, send it with bounded retries, map its failures."""
+"""One upstream call: choose a target, send, fail over before the first byte, map failures.
+
+A try that fails before the upstream has answered (connect error, timeout waiting for
+the answer, 502/503/504) is retried on another target of the model, within the budget
+of `retries_before_first_byte` further tries. Only a connect error, where nothing reached
+the model, may be retried on the same target (when it is the only one left); after a
+timeout or a 5xx the model may have run, so it is never asked twice. Once an answer has
+begun (2xx headers), nothing is retried: a stream that breaks ends with an error event.
+
+Upstream safety: redirects are never followed (the client does not, and a 3xx becomes a
+502 `upstream_redirect`), and an answer larger than `max_response_bytes` is cut off.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 import httpx
 import orjson
 
-from gateway.errors import BadRequest, UpstreamError, UpstreamTimeout
+from gateway.errors import BadRequest, GatewayError, Unavailable, UpstreamError, UpstreamTimeout
+from gateway.forward.meters import Meter, Meters
+from gateway.forward.probe import Prober
 from gateway.forward.relay import UpstreamStream, unless_disconnected
 from gateway.forward.rename import rename_json
 from gateway.policy.decision import Obligations
 from gateway.reasons import Reason
+from gateway.routing.balance import Balancer, TargetState
 from gateway.routing.catalog import Route
 from gateway.routing.endpoints import Endpoint
+from gateway.usage.meter import UsageMeter
 
 log = logging.getLogger(__name__)
+
+_FAILOVER_STATUSES = frozenset({502, 503, 504})
 
 
 class UpstreamRefused(Exception):
@@ -29,11 +47,33 @@ class UpstreamRefused(Exception):
         self.body = body
 
 
+class TryRecord(Protocol):
+    """Where the call notes which target it used and how many tries it took (the audit
+    draft): written before each try, so a failure is recorded as well as a success."""
+
+    upstream_target: str | None
+    upstream_tries: int | None
+
+
+class _Retryable(Exception):
+    """A try failed before the upstream answered; `again` if the same target may be retried."""
+
+    def __init__(self, error: GatewayError, *, again: bool) -> None:
+        super().__init__(error.reason)
+        self.error = error
+        self.again = again
+
+
 def prepare_body(
-    body: dict[str, Any], *, route: Route, endpoint: Endpoint, obligations: Obligations
-) -> bytes:
-    """The caller's body with the upstream's model name and the policy's token cap applied."""
-    out = {**body, "model": route.upstream_model}
+    body: dict[str, Any], *, endpoint: Endpoint, obligations: Obligations
+) -> dict[str, Any]:
+    """The caller's body with the policy's token cap applied; the model is set per target.
+    A stream asks for its usage (the caller sees that event only if it asked too)."""
+    out = dict(body)
+    if adds_stream_usage(body, endpoint):
+        options = body.get("stream_options")
+        out["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                 "include_usage": True}  # fmt: skip
     present = [f for f in endpoint.cap_fields if out.get(f) is not None]
     for name in present:
         value = out[name]
@@ -47,62 +87,101 @@ def prepare_body(
             out[name] = min(out[name], cap)
         if not present and endpoint.inject_cap:
             out[endpoint.inject_cap] = cap
-    return orjson.dumps(out)
+    return out
+
+
+def adds_stream_usage(body: dict[str, Any], endpoint: Endpoint) -> bool:
+    """True when the gateway asks for a stream's usage event that the caller did not."""
+    if not (endpoint.stream_usage_option and body.get("stream") is True):
+        return False
+    options = body.get("stream_options")
+    return not (isinstance(options, dict) and options.get("include_usage") is True)
+
+
+def output_bound(body: dict[str, Any], *, endpoint: Endpoint, obligations: Obligations) -> int:
+    """The most output tokens the upstream will be allowed (0: no bound is known)."""
+    asked = [v for f in endpoint.cap_fields if isinstance(v := body.get(f), int) and v > 0]
+    cap = obligations.max_tokens
+    if asked:
+        return min(min(asked), cap) if cap else min(asked)
+    return cap if cap and endpoint.inject_cap else 0
 
 
 class Upstream:
-    def __init__(self, client: httpx.AsyncClient, *, api_key: str, retries: int) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        balancer: Balancer,
+        meters: Meters,
+        retries: int,
+        max_response_bytes: int,
+        prober: Prober | None = None,
+    ) -> None:
         self._client = client
-        self._retries = retries
-        # Only these headers reach the upstream; the caller's (Authorization above all) never do.
-        self._base_headers = {
-            "content-type": "application/json",
-            "accept-encoding": "identity",
-            "user-agent": "tac-gateway",
-        }
-        if api_key:
-            self._base_headers["authorization"] = f"Bearer {api_key}"
+        self._balancer = balancer
+        self._meters = meters
+        self._tries = retries + 1
+        self._max_bytes = max_response_bytes
+        self._prober = prober
         # httpx.Request built directly (~12 µs) rather than via client.build_request (~57 µs,
         # URL parsing and default merging per call); so the client's timeouts go in by hand.
         self._timeout = {"timeout": client.timeout.as_dict()}
         self._urls: dict[str, httpx.URL] = {}
+
+    def start(self) -> None:
+        if self._prober is not None:
+            self._prober.start()
 
     async def call(
         self,
         *,
         route: Route,
         endpoint: Endpoint,
-        content: bytes,
+        body: dict[str, Any],
         stream: bool,
         request_id: str,
         disconnected: Callable[[], Awaitable[None]],
+        record: TryRecord,
+        usage: UsageMeter | None = None,
     ) -> bytes | UpstreamStream:
         """The upstream's answer with the model renamed: the whole body, or its stream."""
-        request = httpx.Request(
-            "POST",
-            self._url(route.upstream_url, endpoint.path),
-            content=content,
-            headers={
-                **self._base_headers,
-                "x-request-id": request_id,
-                "accept": "text/event-stream" if stream else "application/json",
-            },
-            extensions=self._timeout,
+        tried: list[TargetState] = []
+        spent: list[TargetState] = []  # may not be asked again by this request
+        contents: dict[str, bytes] = {}  # serialized once per upstream model name
+        failure: GatewayError | None = None
+        for attempt in range(1, self._tries + 1):
+            state = self._balancer.choose(route.name, avoid=tried)
+            if state is None and failure is not None:
+                state = self._balancer.choose(route.name, avoid=spent)
+            if state is None:
+                break
+            target = state.target
+            record.upstream_target, record.upstream_tries = target.name, attempt
+            tried.append(state)
+            content = contents.get(target.upstream_model)
+            if content is None:
+                content = contents[target.upstream_model] = orjson.dumps(
+                    {**body, "model": target.upstream_model}
+                )
+            try:
+                return await self._try(
+                    state, route, endpoint, content, stream, request_id, disconnected, usage
+                )
+            except _Retryable as exc:
+                failure = exc.error
+                if not exc.again:
+                    spent.append(state)
+        if failure is not None:
+            raise failure
+        raise Unavailable(
+            Reason.MODEL_UNAVAILABLE,
+            f"No upstream of the model '{route.name}' is available right now; retry later.",
         )
-        response = await self._send_with_retries(request, stream, disconnected)
-        renamed = route.name if route.upstream_model != route.name else None
-        if response.status_code >= 400:
-            body = await response.aread() if stream else response.content
-            await response.aclose()
-            if response.status_code < 500:
-                raise UpstreamRefused(response.status_code, rename_json(body, route.name))
-            log.warning("upstream %s answered %s", route.name, response.status_code)
-            raise UpstreamError(Reason.UPSTREAM_ERROR, "The model server failed to answer.")
-        if stream:
-            return UpstreamStream(response, rename_to=renamed)
-        return rename_json(response.content, route.name) if renamed else response.content
 
     async def aclose(self) -> None:
+        if self._prober is not None:
+            await self._prober.aclose()
         await self._client.aclose()
 
     def _url(self, base: str, path: str) -> httpx.URL:
@@ -112,30 +191,166 @@ class Upstream:
             url = self._urls[key] = httpx.URL(base.rstrip("/") + path)
         return url
 
-    async def _send_with_retries(
+    async def _try(
         self,
+        state: TargetState,
+        route: Route,
+        endpoint: Endpoint,
+        content: bytes,
+        stream: bool,
+        request_id: str,
+        disconnected: Callable[[], Awaitable[None]],
+        usage: UsageMeter | None,
+    ) -> bytes | UpstreamStream:
+        target = state.target
+        meter = self._meters.of(target)
+        request = httpx.Request(
+            "POST",
+            self._url(target.url, endpoint.path),
+            content=content,
+            headers={
+                **target.headers,
+                "x-request-id": request_id,
+                "accept": "text/event-stream" if stream else "application/json",
+            },
+            extensions=self._timeout,
+        )
+        meter.requests.inc()
+        # One watcher for the whole exchange (sending, and reading a whole body).
+        return await unless_disconnected(
+            disconnected, lambda: self._exchange(state, meter, route, request, stream, usage)
+        )
+
+    async def _exchange(
+        self,
+        state: TargetState,
+        meter: Meter,
+        route: Route,
         request: httpx.Request,
         stream: bool,
-        disconnected: Callable[[], Awaitable[None]],
-    ) -> httpx.Response:
-        attempt = 0
-        while True:
+        usage: UsageMeter | None,
+    ) -> bytes | UpstreamStream:
+        target = state.target
+        state.in_flight += 1
+        handed_over = False  # True once a stream owns the in-flight count
+        started = time.perf_counter()
+        try:
             try:
-                return await unless_disconnected(
-                    disconnected, lambda: self._client.send(request, stream=stream)
-                )
+                # Always streamed in: a whole body is then read within the size bound.
+                response = await self._client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # Safe to retry: nothing reached the model, so nothing can run twice.
-                if attempt >= self._retries:
-                    raise UpstreamError(
-                        Reason.UPSTREAM_UNAVAILABLE, "The model server is unreachable."
-                    ) from exc
-                attempt += 1
-            except httpx.TimeoutException as exc:
+                # Nothing reached the model: safe to try again, even on this target.
+                self._failed(state, meter, "connect", exc)
+                raise _Retryable(
+                    UpstreamError(Reason.UPSTREAM_UNAVAILABLE, "The model server is unreachable."),
+                    again=True,
+                ) from exc
+            except httpx.PoolTimeout as exc:
+                # Our own pool is full: not the target's fault, and no other would do better.
+                meter.error("timeout").inc()
                 raise UpstreamTimeout(
-                    Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
+                    Reason.UPSTREAM_TIMEOUT, "The gateway has no free upstream connection."
+                ) from exc
+            except httpx.TimeoutException as exc:
+                self._failed(state, meter, "timeout", exc)
+                raise _Retryable(
+                    UpstreamTimeout(
+                        Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
+                    ),
+                    again=False,
                 ) from exc
             except httpx.HTTPError as exc:
-                raise UpstreamError(
-                    Reason.UPSTREAM_ERROR, "The model server connection failed."
+                self._failed(state, meter, "transport", exc)
+                raise _Retryable(
+                    UpstreamError(Reason.UPSTREAM_ERROR, "The model server connection failed."),
+                    again=False,
                 ) from exc
+            meter.latency.observe(time.perf_counter() - started)
+            status = response.status_code
+            if (status >= 300 and status < 400) or status >= 500:
+                await response.aclose()
+                self._refuse(state, meter, route, status)
+            self._balancer.succeeded(state)  # it answered: 2xx, or a 4xx about the request
+            renamed = route.name if target.upstream_model != route.name else None
+            if status >= 400:
+                refusal = await self._read(response, meter)
+                raise UpstreamRefused(status, rename_json(refusal, route.name))
+            if stream:
+                answer = UpstreamStream(
+                    response,
+                    rename_to=renamed,
+                    meter=usage,
+                    limit=self._max_bytes,
+                    on_release=lambda failure: self._stream_ended(state, failure),
+                )
+                handed_over = True
+                return answer
+            whole = await self._read(response, meter)
+            return rename_json(whole, route.name) if renamed else whole
+        finally:
+            if not handed_over:
+                state.in_flight -= 1
+
+    def _refuse(self, state: TargetState, meter: Meter, route: Route, status: int) -> NoReturn:
+        """Raise what a 3xx or 5xx answer means; retryable for 502/503/504 only."""
+        if status < 400:
+            meter.error("redirect").inc()
+            log.warning(
+                "upstream %s/%s answered a redirect (%s)", route.name, state.target.name, status
+            )
+            raise UpstreamError(
+                Reason.UPSTREAM_REDIRECT,
+                "The model server answered with a redirect, which the gateway does not follow.",
+            )
+        meter.error("status_5xx").inc()
+        self._balancer.failed(state, f"status {status}")
+        log.warning("upstream %s/%s answered %s", route.name, state.target.name, status)
+        error = UpstreamError(Reason.UPSTREAM_ERROR, "The model server failed to answer.")
+        if status in _FAILOVER_STATUSES:
+            raise _Retryable(error, again=False)
+        raise error
+
+    async def _read(self, response: httpx.Response, meter: Meter) -> bytes:
+        """The whole body, decoded, refused once it exceeds `max_response_bytes`."""
+        limit = self._max_bytes
+        try:
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise _too_large(meter)
+            parts, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(meter)
+                parts.append(chunk)
+            return b"".join(parts)
+        except httpx.TimeoutException as exc:
+            # After the headers: the model ran, so no retry; the caller gets a 504.
+            meter.error("timeout").inc()
+            raise UpstreamTimeout(
+                Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
+            ) from exc
+        except httpx.HTTPError as exc:
+            meter.error("transport").inc()
+            raise UpstreamError(
+                Reason.UPSTREAM_ERROR, "The model server connection failed."
+            ) from exc
+        finally:
+            await response.aclose()
+
+    def _failed(self, state: TargetState, meter: Meter, kind: str, exc: Exception) -> None:
+        meter.error(kind).inc()
+        self._balancer.failed(state, f"{kind}: {type(exc).__name__}")
+        t = state.target
+        log.warning("upstream %s/%s try failed: %s (%s)", t.model, t.name, kind, type(exc).__name__)
+
+    def _stream_ended(self, state: TargetState, failure: str | None) -> None:
+        state.in_flight -= 1
+        if failure is not None:
+            self._meters.of(state.target).error(failure).inc()
+
+
+def _too_large(meter: Meter) -> UpstreamError:
+    meter.error("too_large").inc()
+    log.warning("upstream answer exceeded upstream.max_response_bytes")
+    return UpstreamError(Reason.UPSTREAM_TOO_LARGE, "The model server's answer is too large.")

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Roles a client's tokens may carry. "auditor": read the /audit API (read-only).
-AUDITOR = "auditor"
-ROLES = (AUDITOR,)
-
-
 @dataclass(frozen=True, slots=True)
 class Principal:
     subject: str
@@ -20,5 +15,6 @@ class Principal:
     issuer: str
     # How the subject proved who it is; client-credentials tokens are "client_secret".
     auth_strength: str = "client_secret"
-    # From the token's `roles` claim: "auditor" may read the /audit API.
+    # Administrative roles the token claims (`admin`, `auditor`, `org_admin`); the admin
+    # API honours only those the client still holds in the database (gateway/api/admin_deps).
     roles: tuple[str, ...] = ()

@@ -97,16 +97,16 @@ class TokenVerifier:
             scopes=tuple(str(claims.get("scope", "")).split()),
             token_id=str(claims["jti"]),
             issuer=str(claims["iss"]),
-            roles=_roles(claims.get("roles")),
+            roles=_roles(claims.get("roles", [])),
         )
         return principal, claims
 
 
-def _roles(raw: Any) -> tuple[str, ...]:
-    # Anything but a list of strings grants no role: fail closed.
-    if isinstance(raw, list) and all(isinstance(r, str) for r in raw):
-        return tuple(raw)
-    return ()
+def _roles(raw: object) -> tuple[str, ...]:
+    # Signed, but still checked: a malformed claim must not become a role by accident.
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise Unauthorized(Reason.TOKEN_MALFORMED, "The token's roles claim is malformed.")
+    return tuple(raw)
 
 
 def _bearer(authorization: str | None) -> str:

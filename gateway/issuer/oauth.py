@@ -17,6 +17,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
 from gateway.issuer.secrets import verify_secret
 from gateway.issuer.tokens import TokenIssuer
+from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.standing import Standing
 
 SUPPORTED_SCOPES = ("models",)
@@ -39,8 +40,10 @@ class OAuthClient(ClientMixin):
         return endpoint == "token" and method in _AUTH_METHODS
 
     def check_grant_type(self, grant_type: str) -> bool:
-        # A client of a suspended or unverified organization gets no new tokens.
-        return grant_type == "client_credentials" and self.standing.org_status == "active"
+        # A client of a suspended, revoked or unverified organization gets no new tokens.
+        return (
+            grant_type == "client_credentials" and self.standing.org_status == OrgStatus.VERIFIED
+        )
 
     def get_allowed_scope(self, scope: str | None) -> str:
         if not scope:

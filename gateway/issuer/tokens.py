@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
 
 import jwt
 
@@ -19,7 +18,7 @@ class TokenIssuer:
         self.ttl_s = ttl_s
 
     def issue(
-        self, *, client_id: str, org_id: str, tier: str, scope: str, roles: Sequence[str] = ()
+        self, *, client_id: str, org_id: str, tier: str, scope: str, roles: tuple[str, ...] = ()
     ) -> str:
         now = int(time.time())
         claims: dict[str, object] = {
@@ -36,6 +35,7 @@ class TokenIssuer:
             "jti": uuid.uuid4().hex,
         }
         if roles:
+            # Administrative roles (admin, auditor, org_admin); a defender's token has none.
             claims["roles"] = list(roles)
         return jwt.encode(
             claims, self._key.private_key, algorithm=ALGORITHM, headers={"kid": self._key.kid}

@@ -1,4 +1,6 @@
-"""Metrics: Prometheus counters and histograms by tier, model, decision and reason."""
+"""Metrics: Prometheus counters and histograms by tier, model, decision and reason, and
+per upstream target (tries, errors, latency; health and in-flight are gauges read at
+scrape time, `gateway.routing.gauges`)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,24 @@ class Metrics:
             ["engine", "reason"],
             registry=self.registry,
         )
+        self.tokens = Counter(
+            "tacgw_tokens",
+            "Tokens used by allowed calls, by tier, model, kind (prompt or completion) and "
+            "source (upstream: the model server's figure; estimated: counted by the gateway).",
+            ["tier", "model", "kind", "source"],
+            registry=self.registry,
+        )
+        self.limits_fail_open = Counter(
+            "tacgw_limits_fail_open",
+            "Requests admitted uncounted because the limits storage failed (tiers set to open).",
+            ["tier"],
+            registry=self.registry,
+        )
+        self.usage_write_failures = Counter(
+            "tacgw_usage_write_failures",
+            "Flushes of daily usage to the database that failed (retried at the next flush).",
+            registry=self.registry,
+        )
         self.policy_reloads = Counter(
             "tacgw_policy_reloads",
             "Policy reloads by result (a refused policy leaves the old one serving).",
@@ -38,5 +58,27 @@ class Metrics:
         self.audit_failures = Counter(
             "tacgw_audit_failures",
             "Audit writes that failed (request refused).",
+            registry=self.registry,
+        )
+        # Per upstream target; `target` is the target's name in the catalog, `model` the
+        # catalog's model name: both set by an admin, never by a caller.
+        self.upstream_requests = Counter(
+            "tacgw_upstream_requests",
+            "Tries sent to an upstream target (a request that fails over counts on each).",
+            ["model", "target"],
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "tacgw_upstream_errors",
+            "Failed tries and broken answers by kind: connect, timeout, transport, status_5xx,"
+            " redirect, too_large, stream_broken.",
+            ["model", "target", "kind"],
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "tacgw_upstream_latency_seconds",
+            "Time from sending a try to the upstream's response headers.",
+            ["model", "target"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=self.registry,
         )

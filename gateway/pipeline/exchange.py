@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.audit.event import Delivery
 from gateway.errors import GatewayError
 from gateway.forward.relay import UpstreamStream
+from gateway.usage.figures import Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class Outcome:
     allow: bool
     status: int
     reasons: tuple[str, ...]
+    # Extra response headers (the caller's remaining limits on an admitted call).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +54,8 @@ class Answered(Outcome):
 
     body: bytes
     report: Report | None = None
+    # What the call consumed, as metered (gateway/usage), for the outcome event.
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

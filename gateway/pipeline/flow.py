@@ -1,6 +1,7 @@
 """One request through every stage, top to bottom, and its one audit step.
 
     identity → body → routing → trust → policy → limits → forward → audit
+                                                  (usage: debited and counted at response end)
 
 Each public function returns an `Outcome` and never raises for a refusal; `settle` is the
 only place an audit record is committed, and it runs for every outcome. No record, no
@@ -14,13 +15,21 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gateway.audit.event import PolicyRecord, policy_input_text
 from gateway.audit.record import AuditDraft
 from gateway.audit.writer import AuditUnavailable
 from gateway.errors import Forbidden, GatewayError, NotFound, Unauthorized, Unavailable
-from gateway.forward.relay import ClientGone, UpstreamStream
-from gateway.forward.upstream import UpstreamRefused, prepare_body
+from gateway.forward.relay import ClientGone, OnEnd, UpstreamStream
+from gateway.forward.upstream import (
+    UpstreamRefused,
+    adds_stream_usage,
+    output_bound,
+    prepare_body,
+)
+from gateway.identity.principal import Principal
+from gateway.limits.limiter import Admission
 from gateway.pipeline.body import parse_request, read_body
 from gateway.pipeline.exchange import Answered, Call, Gone, Listed, Outcome, Refused, Streamed
 from gateway.policy.decision import Decision
@@ -30,6 +39,9 @@ from gateway.routing.catalog import Route
 from gateway.routing.endpoints import ENDPOINTS
 from gateway.runtime import Runtime
 from gateway.trust.resolve import Trust
+from gateway.usage.figures import Usage
+from gateway.usage.meter import UsageMeter
+from gateway.usage.text import prompt_estimate
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +102,28 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
             rt, draft, PolicyInput(principal, trust, route, facts), replayable=True
         )
         _enforce(decision, trust, route)
-        content = prepare_body(
-            request.body, route=route, endpoint=endpoint, obligations=decision.obligations
-        )
-        await rt.limits.hit(principal.subject)
+        body = prepare_body(request.body, endpoint=endpoint, obligations=decision.obligations)
+        admission = await _admit(rt, draft, principal, trust, route, request.body, decision)
         cleared = True
-        answer = await rt.upstream.call(
-            route=route,
-            endpoint=endpoint,
-            content=content,
-            stream=request.stream,
-            request_id=draft.decision_id,
-            disconnected=call.disconnected,
+        meter = UsageMeter(
+            request=request.body,
+            tokenizer=rt.tokenizer,
+            drop_usage_event=adds_stream_usage(request.body, endpoint),
         )
+        try:
+            answer = await rt.upstream.call(
+                route=route,
+                endpoint=endpoint,
+                body=body,
+                stream=request.stream,
+                request_id=draft.decision_id,
+                disconnected=call.disconnected,
+                record=draft,
+                usage=meter,
+            )
+        except BaseException:
+            await admission.settle(None)  # no answer: free the slot, give the tokens back
+            raise
     except GatewayError as exc:
         return _refused(draft, exc, allow=cleared)
     except UpstreamRefused as exc:
@@ -122,23 +143,69 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
             reasons=(Reason.CLIENT_CLOSED,),
         )
     ok = (Reason.ALLOWED,)
+    ended = _on_end(rt, admission, principal, tier=trust.tier, model=route.name)
     if isinstance(answer, UpstreamStream):
+        # Usage is known when the stream closes (`gateway.api.stream` always closes it).
+        answer.on_end(ended)
         return Streamed(
             decision_id=draft.decision_id,
             allow=True,
             status=answer.status,
             reasons=ok,
+            headers=admission.headers,
             stream=answer,
             report=draft.report_delivery,
         )
+    usage = await meter.of_body(answer)
+    await ended(usage)
     return Answered(
         decision_id=draft.decision_id,
         allow=True,
         status=200,
         reasons=ok,
+        headers=admission.headers,
         body=answer,
         report=draft.report_delivery,
+        usage=usage,
     )
+
+
+async def _admit(
+    rt: Runtime,
+    draft: AuditDraft,
+    principal: Principal,
+    trust: Trust,
+    route: Route,
+    body: dict[str, Any],
+    decision: Decision,
+) -> Admission:
+    """The limits stage: the subject's request rate, then the call's own limits."""
+    await rt.limits.hit(principal.subject, tier=trust.tier)
+    endpoint, obligations = ENDPOINTS[draft.endpoint], decision.obligations
+    return await rt.limits.admit(
+        subject=principal.subject,
+        org=principal.org_id,
+        tier=trust.tier,
+        model=route.name,
+        caps=obligations.limits,
+        # Tokens held until the response ends: the prompt's guess plus the output cap.
+        reserve=prompt_estimate(body)
+        + output_bound(body, endpoint=endpoint, obligations=obligations),
+        request_id=draft.decision_id,
+    )
+
+
+def _on_end(
+    rt: Runtime, admission: Admission, principal: Principal, *, tier: str, model: str
+) -> OnEnd:
+    """What happens once a call's usage is known: limits debited, usage counted."""
+
+    async def ended(usage: Usage | None) -> None:
+        await admission.settle(usage)
+        if usage is not None:
+            rt.usage.record(org_id=principal.org_id, model=model, tier=tier, usage=usage)
+
+    return ended
 
 
 async def _models(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
@@ -151,7 +218,7 @@ async def _models(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
         principal = draft.principal = rt.identity.verify(call.authorization)
         trust = await rt.trust.resolve(principal)
         draft.tier = trust.tier
-        await rt.limits.hit(principal.subject)
+        await rt.limits.hit(principal.subject, tier=trust.tier)
         routes = await rt.catalog.routes()
         if call.model_id is not None:
             draft.model = call.model_id[:200]

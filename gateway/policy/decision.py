@@ -10,15 +10,30 @@ from gateway.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-# The rule every engine evaluates; both engines must give the same answer for it.
-PACKAGE = "tacgw.authz"
+# The rules every engine evaluates; both engines must give the same answers for them.
+PACKAGE = "tacgw.authz"  # one access decision per model request
+ADMIN_PACKAGE = "tacgw.admin"  # who may do what in trust administration
 RULE = "decision"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCaps:
+    """Limits the policy sets for one request; they can only tighten the tier's defaults."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    daily_tokens: int | None = None
+    in_flight: int | None = None
+
+
+LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "daily_tokens", "in_flight")
 
 
 @dataclass(frozen=True, slots=True)
 class Obligations:
     max_tokens: int = 0  # 0: no cap from policy
     keep_prompt: bool = False
+    limits: LimitCaps = field(default_factory=LimitCaps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +70,22 @@ def parse_result(result: Any, policy_version: str) -> Decision:
         obligations=Obligations(
             max_tokens=max_tokens if valid_cap else 0,
             keep_prompt=obligations.get("keep_prompt") is True,
+            limits=_limit_caps(obligations.get("limits")),
         ),
         policy_version=policy_version,
     )
+
+
+def _limit_caps(raw: Any) -> LimitCaps:
+    """Positive integers only; anything else in a field is ignored (it could only loosen)."""
+    if not isinstance(raw, dict):
+        return LimitCaps()
+    caps = {
+        name: value
+        for name in LIMIT_FIELDS
+        if isinstance(value := raw.get(name), int) and not isinstance(value, bool) and value > 0
+    }
+    return LimitCaps(**caps)
 
 
 def _known(raw: Any) -> str:
@@ -68,3 +96,16 @@ def _known(raw: Any) -> str:
     except ValueError:
         log.error("policy gave an unknown reason %r; reported as policy_error", str(raw)[:80])
         return str(Reason.POLICY_ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminDecision:
+    allow: bool
+    reasons: tuple[str, ...]
+    policy_version: str = ""
+
+
+def parse_admin_result(result: Any, policy_version: str) -> AdminDecision:
+    """Read `{allow, reasons}` of the admin policy, failing closed like `parse_result`."""
+    decision = parse_result(result, policy_version)
+    return AdminDecision(decision.allow, decision.reasons, policy_version)

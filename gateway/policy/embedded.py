@@ -12,10 +12,16 @@ import orjson
 from regopy import Interpreter
 
 from gateway.policy.bundle import PolicyBundle
-from gateway.policy.decision import PACKAGE, RULE
+from gateway.policy.decision import ADMIN_PACKAGE, PACKAGE, RULE
 from gateway.policy.engine import PolicyEngine
 
-ENTRYPOINT = f"{PACKAGE.replace('.', '/')}/{RULE}"
+
+def entrypoint(package: str) -> str:
+    return f"{package.replace('.', '/')}/{RULE}"
+
+
+ENTRYPOINT = entrypoint(PACKAGE)
+ADMIN_ENTRYPOINT = entrypoint(ADMIN_PACKAGE)
 
 
 class PolicyEvaluationError(Exception):
@@ -36,19 +42,30 @@ class EmbeddedEngine(PolicyEngine):
         for name, text in bundle.modules.items():
             self._rego.add_module(name, text)
         self._rego.add_data_json(orjson.dumps(bundle.data).decode())
-        self._compiled = self._rego.build(None, [ENTRYPOINT])
+        # The admin entrypoint only where the bundle has the admin policy: a policy
+        # directory without it still serves requests, and admin actions are then denied.
+        has_admin = any(f"package {ADMIN_PACKAGE}\n" in text for text in bundle.modules.values())
+        self._entrypoints = {PACKAGE: ENTRYPOINT}
+        if has_admin:
+            self._entrypoints[ADMIN_PACKAGE] = ADMIN_ENTRYPOINT
+        self._compiled = self._rego.build(None, list(self._entrypoints.values()))
 
-    async def evaluate(self, doc: dict[str, Any]) -> Any:
+    async def evaluate(self, doc: dict[str, Any], package: str = PACKAGE) -> Any:
         term = orjson.dumps(doc).decode()
-        if term in self._memo:
+        # Admin decisions are rare and not memoized; the memo stays the request path's.
+        memoize = package == PACKAGE
+        if memoize and term in self._memo:
             return self._memo[term]
+        point = self._entrypoints.get(package)
+        if point is None:
+            raise PolicyEvaluationError(f"no policy for {package} in the bundle")
         # Runs on the event loop: one interpreter, no awaits in between, so calls never overlap.
         self._rego.set_input_term(term)
-        output = self._rego.query_bundle_entrypoint(self._compiled, ENTRYPOINT)
+        output = self._rego.query_bundle_entrypoint(self._compiled, point)
         if not output.ok():
             raise PolicyEvaluationError(str(output))
         result = (orjson.loads(str(output)).get("expressions") or [None])[0]
-        if self._memo_size:
+        if memoize and self._memo_size:
             if len(self._memo) >= self._memo_size:
                 self._memo.pop(next(iter(self._memo)))  # oldest first
             self._memo[term] = result

@@ -7,7 +7,14 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from gateway.policy.bundle import PolicyBundle
-from gateway.policy.decision import Decision, parse_result
+from gateway.policy.decision import (
+    ADMIN_PACKAGE,
+    PACKAGE,
+    AdminDecision,
+    Decision,
+    parse_admin_result,
+    parse_result,
+)
 from gateway.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -26,8 +33,8 @@ class PolicyEngine(ABC):
         self.bundle: PolicyBundle | None = None
 
     @abstractmethod
-    async def evaluate(self, doc: dict[str, Any]) -> Any:
-        """Return the raw value of `data.tacgw.authz.decision` for this input."""
+    async def evaluate(self, doc: dict[str, Any], package: str = PACKAGE) -> Any:
+        """Return the raw value of `data.<package>.decision` for this input."""
 
     @abstractmethod
     async def ready(self) -> bool: ...
@@ -48,3 +55,15 @@ class PolicyEngine(ABC):
             log.exception("policy engine %s failed; denying", self.name)
             return Decision.deny(Reason.POLICY_ERROR, self.policy_version)
         return parse_result(result, self.policy_version)
+
+    async def decide_admin(self, doc: dict[str, Any]) -> AdminDecision:
+        """The admin policy's decision on `{principal, memberships, action, target}`."""
+        try:
+            result = await self.evaluate(doc, ADMIN_PACKAGE)
+        except EngineUnavailable:
+            log.error("policy engine %s unreachable; denying admin action", self.name)
+            return AdminDecision(False, (Reason.POLICY_UNAVAILABLE,), self.policy_version)
+        except Exception:
+            log.exception("policy engine %s failed; denying admin action", self.name)
+            return AdminDecision(False, (Reason.POLICY_ERROR,), self.policy_version)
+        return parse_admin_result(result, self.policy_version)

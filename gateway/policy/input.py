@@ -47,6 +47,11 @@ class PolicyInput:
                 "org_id": t.org_id,
                 "org_status": t.org_status,
                 "tier_expires_at": t.tier_expires_at.isoformat() if t.tier_expires_at else None,
+                # A dead grant that would have given more, and why it is dead: lets the
+                # policy say `grant_expired` / `grant_revoked` instead of `tier_too_low`.
+                "lapsed": (
+                    {"tier": t.lapsed_tier, "reason": t.lapsed_reason} if t.lapsed_tier else None
+                ),
             },
             "model": {"name": m.name, "tier_floor": m.tier_floor},
             "request": {

@@ -35,10 +35,10 @@ class OpaEngine(PolicyEngine):
         self._timeout_s = timeout_s
         self._url = url.rstrip("/")
 
-    async def evaluate(self, doc: dict[str, Any]) -> Any:
+    async def evaluate(self, doc: dict[str, Any], package: str = PACKAGE) -> Any:
         try:
             async with asyncio.timeout(self._timeout_s):
-                reply = await self._client.query_rule(doc, PACKAGE, RULE)
+                reply = await self._client.query_rule(doc, package, RULE)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise EngineUnavailable(str(exc)) from exc
         # An undefined decision comes back without "result": parse_result denies it.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.policy.bundle import PolicyBundle, load_bundle
-from gateway.policy.decision import Decision
+from gateway.policy.decision import AdminDecision, Decision
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.opa import OpaEngine
@@ -47,6 +47,9 @@ class PolicyService:
 
     async def decide(self, doc: dict[str, Any]) -> Decision:
         return await self._engine.decide(doc)
+
+    async def decide_admin(self, doc: dict[str, Any]) -> AdminDecision:
+        return await self._engine.decide_admin(doc)
 
     async def ready(self) -> bool:
         return await self._engine.ready()

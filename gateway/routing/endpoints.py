@@ -15,6 +15,9 @@ class Endpoint:
     # Set to the cap when the caller gave no bound (None: the endpoint's own default is
     # already small, as for legacy completions' 16 tokens, or there is no output length).
     inject_cap: str | None
+    # Streams report usage only when asked (`stream_options.include_usage`); the Responses
+    # API always reports it in its last event.
+    stream_usage_option: bool = False
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -26,9 +29,15 @@ ENDPOINTS: dict[str, Endpoint] = {
             streams=True,
             cap_fields=("max_tokens", "max_completion_tokens"),
             inject_cap="max_tokens",
+            stream_usage_option=True,
         ),
         Endpoint(
-            "completions", "/completions", streams=True, cap_fields=("max_tokens",), inject_cap=None
+            "completions",
+            "/completions",
+            streams=True,
+            cap_fields=("max_tokens",),
+            inject_cap=None,
+            stream_usage_option=True,
         ),
         Endpoint(
             "responses",

@@ -24,6 +24,12 @@ class Trust:
     org_id: str
     org_status: str
     tier_expires_at: datetime | None
+    # The tier a dead grant would have given (capped by the claim) and why it is dead
+    # (`grant_expired` | `grant_revoked`); None when no dead grant would give more.
+    lapsed_tier: str | None = None
+    lapsed_reason: str | None = None
+    # The roles the client holds now (a token's `roles` claim counts only within these).
+    roles: tuple[str, ...] = ()
 
 
 class TrustResolver:
@@ -53,9 +59,19 @@ class TrustResolver:
         if standing.org_id != principal.org_id:
             # The client moved organizations after the token was issued: the claim is stale.
             raise Unauthorized(Reason.CLIENT_UNKNOWN, "The token's organization is out of date.")
+        tier = self._tiers.lower(principal.tier_claim, standing.tier)
+        lapsed = None
+        if standing.lapsed_tier is not None:
+            # What the dead grant would give this token: no more than the token claims.
+            lapsed = self._tiers.lower(principal.tier_claim, standing.lapsed_tier)
+            if self._tiers.rank(lapsed) <= self._tiers.rank(tier):
+                lapsed = None
         return Trust(
-            tier=self._tiers.lower(principal.tier_claim, standing.tier),
+            tier=tier,
             org_id=standing.org_id,
             org_status=standing.org_status,
             tier_expires_at=standing.tier_expires_at,
+            lapsed_tier=lapsed,
+            lapsed_reason=str(standing.lapsed_reason) if lapsed else None,
+            roles=standing.roles,
         )

@@ -1,4 +1,10 @@
-"""One query for a client's standing now: its organization, status and best live grant."""
+"""One query for a client's standing now: its organization, status and grants.
+
+Every grant that applies to the subject (its own, or its organization's for every
+member) comes back, live or not, in the same indexed read: the live ones give the tier,
+and a lapsed one that would have given more says why it no longer does
+(`grant_expired`, `grant_revoked`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from sqlalchemy import and_, bindparam, or_, select
 
 from gateway.db.access import RequestDb
 from gateway.db.models import Client, Organization, TrustGrant
+from gateway.reasons import Reason
+from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.tiers import Tiers
 
 
@@ -19,27 +27,38 @@ class Standing:
     client_id: str
     client_active: bool
     secret_hash: str
+    roles: tuple[str, ...]
     org_id: str
     org_status: str
-    # Highest tier held through a live grant; the lowest tier when there is none.
+    # Highest tier held through a live grant; the lowest tier when there is none, or when
+    # the organization is not verified (nothing above the lowest tier without that).
     tier: str
     tier_expires_at: datetime | None
-    roles: tuple[str, ...] = ()
+    # A dead grant above `tier`, and why it died: what the caller would hold otherwise.
+    lapsed_tier: str | None = None
+    lapsed_reason: Reason | None = None
 
 
 _c, _o, _g = Client.__table__.c, Organization.__table__.c, TrustGrant.__table__.c  # type: ignore[attr-defined]
 
 # Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form).
-_LIVE_GRANT = and_(
+_APPLIES = and_(
     _g.org_id == _o.id,
     or_(_g.subject.is_(None), _g.subject == bindparam("subject")),
-    _g.revoked_at.is_(None),
-    or_(_g.expires_at.is_(None), _g.expires_at > bindparam("now", type_=_g.expires_at.type)),
 )
 STANDING_QUERY = (
-    select(_c.revoked_at, _c.secret_hash, _o.id, _o.status, _c.roles, _g.tier, _g.expires_at)
+    select(
+        _c.revoked_at,
+        _c.secret_hash,
+        _c.roles,
+        _o.id,
+        _o.status,
+        _g.tier,
+        _g.expires_at,
+        _g.revoked_at,
+    )
     .select_from(Client.__table__.join(Organization.__table__, _c.org_id == _o.id))  # type: ignore[attr-defined]
-    .outerjoin(TrustGrant.__table__, _LIVE_GRANT)  # type: ignore[attr-defined]
+    .outerjoin(TrustGrant.__table__, _APPLIES)  # type: ignore[attr-defined]
     .where(_c.id == bindparam("client_id"))
 )
 
@@ -47,22 +66,37 @@ STANDING_QUERY = (
 async def load_standing(
     db: RequestDb, *, client_id: str, subject: str, tiers: Tiers, now: datetime | None = None
 ) -> Standing | None:
-    params = {"client_id": client_id, "subject": subject, "now": now or datetime.now(UTC)}
-    rows: Sequence[Any] = await db.read(STANDING_QUERY, params)
+    rows: Sequence[Any] = await db.read(
+        STANDING_QUERY, {"client_id": client_id, "subject": subject}
+    )
     if not rows:
         return None
-    revoked_at, secret_hash, org_id, org_status, roles = rows[0][:5]
+    now = now or datetime.now(UTC)
+    revoked_at, secret_hash, roles, org_id, org_status = rows[0][:5]
     best, expires = tiers.lowest, None
-    for *_, tier, tier_expires in rows:
-        if tier is not None and tiers.rank(tier) > tiers.rank(best):
-            best, expires = tier, tier_expires
+    lapsed, why = tiers.lowest, None
+    for *_, tier, tier_expires, grant_revoked in rows:
+        if tier is None:
+            continue  # the outer join's row for an organization without grants
+        rank = tiers.rank(tier)
+        if grant_revoked is None and (tier_expires is None or tier_expires > now):
+            if rank > tiers.rank(best):
+                best, expires = tier, tier_expires
+        elif rank > tiers.rank(lapsed) or (rank == tiers.rank(lapsed) and grant_revoked):
+            # Revocation outranks expiry at equal tier: it is the more deliberate act.
+            lapsed = tier
+            why = Reason.GRANT_REVOKED if grant_revoked is not None else Reason.GRANT_EXPIRED
+    if org_status != OrgStatus.VERIFIED:
+        best, expires = tiers.lowest, None
     return Standing(
         client_id=client_id,
         client_active=revoked_at is None,
         secret_hash=secret_hash,
+        roles=tuple(roles.split()),
         org_id=org_id,
         org_status=org_status,
         tier=best,
         tier_expires_at=expires,
-        roles=tuple(roles.split()),
+        lapsed_tier=lapsed if why is not None and tiers.rank(lapsed) > tiers.rank(best) else None,
+        lapsed_reason=why if tiers.rank(lapsed) > tiers.rank(best) else None,
     )

@@ -18,7 +18,8 @@ import openai
 import pytest
 from sqlalchemy import text
 
-from gateway.admin import ops
+from gateway.admin import clients
+from gateway.admin.actor import Actor
 from gateway.audit.checkpoint import NoteVerifier
 from gateway.audit.proofs import ConsistencyProof, InclusionProof
 from gateway.audit.verify import check_consistency, check_inclusion, verify_export
@@ -45,8 +46,8 @@ def gw(
             )
 
     async def auditor(engine: Any) -> None:
-        creds = await ops.create_client(
-            engine, org_id=gw.org_ids["public"], name="auditor", roles=["auditor"]
+        creds = await clients.create_client(
+            engine, actor=Actor.cli(), org_id=gw.org_ids["public"], name="auditor", roles=["auditor"]
         )
         gw.credentials["auditor"] = (creds.client_id, creds.client_secret)
 
@@ -62,7 +63,7 @@ def get(gw: RunningGateway, path: str, token: str | None = None, **params: Any) 
 def test_only_live_auditors_get_in(gw: RunningGateway) -> None:
     assert httpx.get(f"{gw.base_url}/audit/decisions").status_code == 401
     refused = get(gw, "/audit/decisions", token=gw.token("critical"))
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "role_missing"
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_role_required"
     token = gw.token("auditor")
     assert get(gw, "/audit/decisions", token=token).status_code == 200
     # Read-only: nothing but GET.

@@ -146,7 +146,7 @@ def test_outcomes_record_usage_bytes_and_early_exits(
     assert usage["source"] == "upstream" and usage["prompt_tokens"] == 3  # three words
     assert usage["total_tokens"] == 3 + usage["completion_tokens"] > 3
     counted = outcome("streamed")
-    assert counted["usage"]["source"] == "counted" and counted["usage"]["completion_tokens"] > 0
+    assert counted["usage"]["source"] == "estimated" and counted["usage"]["completion_tokens"] > 0
     assert outcome("left_early")["caller_left_early"] is True
     # A refusal has no outcome: no response was produced for it.
     assert outcome("denied") is None

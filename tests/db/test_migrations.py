@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import text
 
+from gateway.db.engine import make_engine
 from gateway.db.migrate import alembic_config, check, upgrade
 from tests.support.gateway import fresh_database_url
 
@@ -25,3 +28,36 @@ def test_downgrade_and_upgrade_again(kind: str, tmp_path: Path, postgres_url: st
     command.downgrade(alembic_config(url), "base")
     upgrade(url)
     check(url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_trust_migration_keeps_existing_organizations(
+    kind: str, tmp_path: Path, postgres_url: str
+) -> None:
+    """0002_trust maps active → verified and pending → applied, and back on downgrade."""
+    url = fresh_database_url(kind, tmp_path, postgres_url)
+    command.downgrade(alembic_config(url), "0001")
+
+    async def sql(statement: str) -> list[tuple[str, ...]]:
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(statement))
+                return [tuple(r) for r in result] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        sql(
+            "INSERT INTO organization (id, name, status, created_at) VALUES "
+            "('a', 'A', 'active', CURRENT_TIMESTAMP), ('p', 'P', 'pending', CURRENT_TIMESTAMP), "
+            "('s', 'S', 'suspended', CURRENT_TIMESTAMP)"
+        )
+    )
+    upgrade(url)
+    check(url)
+    rows = asyncio.run(sql("SELECT id, status, version, evidence FROM organization ORDER BY id"))
+    assert rows == [("a", "verified", 1, ""), ("p", "applied", 1, ""), ("s", "suspended", 1, "")]
+    command.downgrade(alembic_config(url), "0001")
+    rows = asyncio.run(sql("SELECT id, status FROM organization ORDER BY id"))
+    assert rows == [("a", "active"), ("p", "pending"), ("s", "suspended")]

@@ -94,13 +94,13 @@ def test_sidecar_loads_the_configmap_once_and_decides(sidecar: tuple[str, Path])
     assert len(policies) == len(load_bundle(POLICY_DIR).modules)
     allowed = {
         "principal": {"sub": "c1", "scopes": ["models"]},
-        "trust": {"tier": "critical", "org_status": "active"},
+        "trust": {"tier": "critical", "org_status": "verified"},
         "model": {"name": "cyber", "tier_floor": "critical"},
         "request": {"endpoint": "chat.completions"},
     }
     decision = _get(f"{base}/v1/data/tacgw/authz/decision", {"input": allowed})["result"]
     assert decision["allow"] is True and decision["obligations"]["max_tokens"] == 32768
-    denied = {**allowed, "trust": {"tier": "public", "org_status": "active"}}
+    denied = {**allowed, "trust": {"tier": "public", "org_status": "verified"}}
     decision = _get(f"{base}/v1/data/tacgw/authz/decision", {"input": denied})["result"]
     assert decision["allow"] is False and decision["reasons"] == ["tier_too_low"]
 

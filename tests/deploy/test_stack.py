@@ -147,7 +147,7 @@ def test_replicas_serve_and_a_revocation_reaches_both(stack: Stack) -> None:
     """Both replicas serve a critical model; revoking the grant in the shared database is
     refused by both on the very next request, with tokens issued before the revocation."""
     assert len(stack.gateways) == 2
-    stack.cli("org", "create", "Grid Defenders")
+    stack.cli("org", "create", "Grid Defenders", "--sector", "energy")
     grant = stack.cli("org", "grant", "Grid Defenders", "critical", "--evidence", "sector letter")
     creds = stack.cli("client", "create", "Grid Defenders")
     client_id, secret = str(creds["client_id"]), str(creds["client_secret"])
@@ -163,7 +163,7 @@ def test_replicas_serve_and_a_revocation_reaches_both(stack: Stack) -> None:
     for url in stack.gateways:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             _chat(url, tokens[url])
-        assert denied.value.code == "tier_too_low", url
+        assert denied.value.code == "grant_revoked", url
 
 
 def runbook_sql(marker: str) -> str:
@@ -199,7 +199,7 @@ def test_runbook_suspension_reaches_both_replicas(stack: Stack) -> None:
     for url in stack.gateways:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             _chat(url, tokens[url], model="general")
-        assert denied.value.code == "org_not_active", url
+        assert denied.value.code == "org_suspended", url
         refused = httpx.post(
             f"{url}/oauth/token",
             auth=(client_id, secret),

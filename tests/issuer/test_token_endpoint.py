@@ -188,7 +188,7 @@ def test_revoked_client_gets_no_token(gateway_factory: GatewayFactory) -> None:
     assert "access_token" not in reply.json()
 
 
-@pytest.mark.parametrize("status", ["suspended", "pending"])
+@pytest.mark.parametrize("status", ["suspended", "revoked", "applied", "verifying"])
 def test_inactive_org_client_gets_no_token(gateway_factory: GatewayFactory, status: str) -> None:
     """A client of a suspended (or not yet verified) org is unauthorized_client."""
     gw = gateway_factory.start()

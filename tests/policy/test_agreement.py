@@ -45,12 +45,15 @@ SEMANTIC_INPUTS: list[dict[str, Any]] = [
 def _decision_corpus() -> list[dict[str, Any]]:
     tiers = ["public", "verified", "critical", "unknown-tier"]
     docs = []
-    for tier, floor, status, scopes, max_tokens in itertools.product(
+    lapses = [None, {"tier": "critical", "reason": "grant_expired"}]
+    lapses += [{"tier": "verified", "reason": "grant_revoked"}, {"tier": "x", "reason": "x"}]
+    for tier, floor, status, scopes, max_tokens, lapsed in itertools.product(
         tiers,
         tiers[:3],
-        ["active", "suspended", "pending"],
+        ["verified", "suspended", "revoked", "applied", "active"],
         [["models"], [], ["other"]],
-        [None, 100, 10**6],
+        [None, 10**6],
+        lapses,
     ):
         docs.append(
             {
@@ -68,6 +71,7 @@ def _decision_corpus() -> list[dict[str, Any]]:
                     "org_id": "o",
                     "org_status": status,
                     "tier_expires_at": None,
+                    "lapsed": lapsed,
                 },
                 "model": {"name": "m", "tier_floor": floor},
                 "request": {
@@ -117,7 +121,7 @@ async def test_decisions_agree_between_engines(opa_server: OpaServer) -> None:
             assert await embedded.decide(doc) == await opa.decide(doc), doc
     finally:
         await opa.close()
-    allowed = [d for d in corpus if d.get("trust", {}).get("org_status") == "active"]
+    allowed = [d for d in corpus if d.get("trust", {}).get("org_status") == "verified"]
     assert allowed, "the corpus must contain allowable requests"
 
 
@@ -127,7 +131,76 @@ async def test_engines_agree_that_the_corpus_has_both_outcomes(opa_server: OpaSe
     decisions = [await engine.decide(doc) for doc in _decision_corpus()]
     assert any(d.allow for d in decisions) and not all(d.allow for d in decisions)
     reasons = {r for d in decisions for r in d.reasons}
-    assert {"tier_too_low", "org_not_active", "scope_missing", "allowed"} <= reasons
+    assert {
+        "tier_too_low",
+        "org_suspended",
+        "org_revoked",
+        "not_verified",
+        "grant_expired",
+        "grant_revoked",
+        "scope_missing",
+        "allowed",
+    } <= reasons
+
+
+ADMIN_ACTIONS = [
+    "org.apply", "org.list", "org.show", "org.approve", "org.reject", "org.suspend",
+    "org.reinstate", "org.revoke", "challenge.start", "challenge.check", "grant.create",
+    "grant.revoke", "grant.list", "grant.expiring", "member.set", "client.create",
+    "client.revoke", "model.remove", "org.delete",
+]  # fmt: skip
+
+
+def _admin_corpus() -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    role_sets = [[], ["admin"], ["auditor"], ["org_admin"], ["auditor", "org_admin"]]
+    memberships = [[], [{"org_id": "o2", "role": "org_admin"}], [{"org_id": "o2", "role": "x"}]]
+    targets = [
+        {"org_id": "o1"},
+        {"org_id": "o2"},
+        {"org_id": "o1", "roles": ["org_admin"]},
+        {"org_id": "o1", "roles": ["admin"]},
+        {},
+    ]
+    for roles, member, action, target in itertools.product(
+        role_sets, memberships, ADMIN_ACTIONS, targets
+    ):
+        docs.append(
+            {
+                "principal": {"sub": "s", "org_id": "o1", "roles": roles},
+                "memberships": member,
+                "action": action,
+                "target": target,
+            }
+        )
+    docs += [{}, {"action": "org.apply"}, {"principal": {"roles": "admin"}, "action": "org.list"}]
+    return docs
+
+
+async def test_admin_decisions_agree_between_engines(opa_server: OpaServer) -> None:
+    """The admin policy's decisions are identical from both engines, with every reason."""
+    bundle = load_bundle(POLICY_DIR)
+    embedded = EmbeddedEngine(bundle)
+    opa = OpaEngine(url=opa_server.url, policy_version=bundle.version, timeout_s=5)
+    await opa.start()
+    try:
+        decisions = []
+        for doc in _admin_corpus():
+            mine = await embedded.decide_admin(doc)
+            assert mine == await opa.decide_admin(doc), doc
+            decisions.append(mine)
+    finally:
+        await opa.close()
+    assert any(d.allow for d in decisions) and not all(d.allow for d in decisions)
+    assert {
+        "admin_role_required",
+        "auditor_read_only",
+        "not_your_org",
+        "tier_raise_forbidden",
+        "role_not_grantable",
+        "unknown_action",
+        "allowed",
+    } <= {r for d in decisions for r in d.reasons}
 
 
 # Where rego-cpp (regopy 1.5.2) and OPA v1.22.3 differ. The gateway's policies avoid each

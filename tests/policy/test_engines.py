@@ -15,7 +15,7 @@ from tests.support.services import POLICY_DIR, free_port
 
 ALLOWED_INPUT = {
     "principal": {"sub": "c", "scopes": ["models"]},
-    "trust": {"tier": "critical", "org_status": "active"},
+    "trust": {"tier": "critical", "org_status": "verified"},
     "model": {"name": "cyber", "tier_floor": "critical"},
     "request": {"endpoint": "chat.completions"},
 }
@@ -109,7 +109,7 @@ async def test_memo_gives_the_evaluated_answer_and_is_bounded() -> None:
     memo = EmbeddedEngine(bundle, memo_size=2)
     fresh = EmbeddedEngine(bundle, memo_size=0)
     docs = [
-        {**ALLOWED_INPUT, "trust": {"tier": tier, "org_status": "active"}}
+        {**ALLOWED_INPUT, "trust": {"tier": tier, "org_status": "verified"}}
         for tier in ("public", "verified", "critical")
     ]
     for doc in docs + docs:

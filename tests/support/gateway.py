@@ -175,7 +175,7 @@ async def _seed(engine: Any, gw: RunningGateway, upstream: str) -> None:
             engine, name=name, upstream_url=upstream, upstream_model=name, tier_floor=floor
         )
     for tier in TIERS:
-        org = await ops.create_org(engine, name=f"org-{tier}", status="active")
+        org = await ops.create_org(engine, name=f"org-{tier}", status="verified")
         if tier != "public":
             await ops.grant_tier(engine, org_id=org.id, tier=tier, granted_by="test-admin")
         creds = await ops.create_client(engine, org_id=org.id, name=f"client-{tier}")

@@ -133,7 +133,7 @@ def test_unknown_tier_claim_fails_closed(gateway_factory: GatewayFactory, databa
 def test_grant_revocation_takes_effect_at_once(
     gateway_factory: GatewayFactory, database: str
 ) -> None:
-    """Revoking the critical org's grant denies cyber on the very next call with the same token."""
+    """Revoking the critical org's grant denies cyber on the very next call, as grant_revoked."""
     gw = gateway_factory.start(database=database)
     client = gw.openai("critical")
     assert gw.audit_row(_chat(client, "cyber"))["tier"] == "critical"
@@ -142,15 +142,16 @@ def test_grant_revocation_takes_effect_at_once(
     gw.run(lambda e: ops.revoke_grant(e, grant_id=grant_id, at=datetime.now(UTC)))
 
     err = _refused(client, "cyber", openai.PermissionDeniedError)
-    assert err.code == Reason.TIER_TOO_LOW
+    assert err.code == Reason.GRANT_REVOKED
     row = gw.audit_row(err.response.headers["x-decision-id"])
     assert (row["decision"], row["status"], row["tier"]) == ("deny", 403, "public")
+    assert json.loads(row["reasons"]) == [Reason.GRANT_REVOKED]
     assert _model_ids(client) == ["general"]
 
 
 @DATABASES
 def test_expired_grant_does_not_count(gateway_factory: GatewayFactory, database: str) -> None:
-    """A grant whose expires_at is past gives nothing; a still-valid one does."""
+    """A grant whose expires_at is past gives nothing (grant_expired); a still-valid one does."""
     gw = gateway_factory.start(database=database)
     org_id = gw.org_ids["public"]
     client_id = gw.credentials["public"][0]
@@ -161,7 +162,7 @@ def test_expired_grant_does_not_count(gateway_factory: GatewayFactory, database:
         )
     )
     client = _client(gw, _forge(gw, client_id=client_id, org_id=org_id, tier="critical"))
-    assert _refused(client, "cyber", openai.PermissionDeniedError).code == Reason.TIER_TOO_LOW
+    assert _refused(client, "cyber", openai.PermissionDeniedError).code == Reason.GRANT_EXPIRED
     # The token endpoint agrees: no live grant, lowest tier.
     assert jwt.decode(gw.token("public"), options={"verify_signature": False})["tier"] == "public"
 
@@ -224,10 +225,10 @@ def test_subject_grant_applies_only_to_that_subject(
 
 
 @DATABASES
-def test_suspended_org_token_is_403_org_not_active(
+def test_suspended_org_token_is_403_org_suspended(
     gateway_factory: GatewayFactory, database: str
 ) -> None:
-    """A still-valid token of a suspended org is refused with org_not_active, and audited."""
+    """A still-valid token of a suspended org is refused with org_suspended, and audited."""
     gw = gateway_factory.start(database=database)
     client = gw.openai("critical")
     _chat(client, "general")
@@ -236,10 +237,10 @@ def test_suspended_org_token_is_403_org_not_active(
     for model in ("general", "cyber"):
         err = _refused(client, model, openai.PermissionDeniedError)
         assert err.status_code == 403
-        assert err.code == Reason.ORG_NOT_ACTIVE
+        assert err.code == Reason.ORG_SUSPENDED
         row = gw.audit_row(err.response.headers["x-decision-id"])
         assert (row["decision"], row["status"]) == ("deny", 403)
-        assert Reason.ORG_NOT_ACTIVE in json.loads(row["reasons"])
+        assert json.loads(row["reasons"]) == [Reason.ORG_SUSPENDED]
     assert _model_ids(client) == []
     # Other organizations keep working.
     _chat(gw.openai("public"), "general")

@@ -14,7 +14,7 @@ from alembic import op
 import gateway.db.models
 
 revision: str = "0003_tlog"
-down_revision: str | None = "0001"
+down_revision: str | None = "0007_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -61,21 +61,8 @@ def upgrade() -> None:
     )
 
 
-    # Roles a client's tokens carry: "auditor" opens the read-only /audit API.
-    with op.batch_alter_table("client") as batch:
-        batch.add_column(
-            sa.Column(
-                "roles",
-                sqlmodel.sql.sqltypes.AutoString(length=200),
-                nullable=False,
-                server_default="",
-            )
-        )
-
 
 def downgrade() -> None:
-    with op.batch_alter_table("client") as batch:
-        batch.drop_column("roles")
     op.drop_table("policy_archive")
     op.drop_table("tlog_leaf")
     op.drop_table("tlog_head")

@@ -1,0 +1,42 @@
+"""What the admin API needs at hand, built once per app: its own database engine (admin
+work never borrows the request path's connection), the tiers, the proof checker and the
+policy engine that decides permissions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.db.engine import make_engine
+from gateway.policy.service import PolicyService
+from gateway.settings import Settings
+from gateway.trust.proof import ProofChecker
+from gateway.trust.tiers import Tiers
+
+
+@dataclass(frozen=True)
+class AdminService:
+    engine: AsyncEngine
+    tiers: Tiers
+    checker: ProofChecker
+    challenge_ttl: timedelta
+    policy: PolicyService
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, tiers: Tiers, policy: PolicyService
+    ) -> AdminService:
+        return cls(
+            engine=make_engine(
+                settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            ),
+            tiers=tiers,
+            checker=ProofChecker(settings.verification),
+            challenge_ttl=timedelta(seconds=settings.verification.challenge_ttl_s),
+            policy=policy,
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,81 @@
+"""An upstream SSE byte stream, event by event, on its way to the caller.
+
+Two jobs that need event boundaries (chunks from the network may split an event): the
+catalog's model name replaces the upstream's (`rename`), and a `UsageMeter` reads the
+event that carries `usage` (dropping it if the caller did not ask for it). A block of
+events that neither concerns, the common case, passes through unparsed: one `rfind` and
+one regular-expression search per chunk.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from gateway.forward.rename import rename_json
+from gateway.usage.meter import UsageMeter
+
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_EVENT_END = re.compile(rb"(\r?\n\r?\n)")
+
+
+class SseEvents:
+    def __init__(self, *, rename_to: str | None, meter: UsageMeter | None) -> None:
+        self._name = rename_to
+        self._meter = meter
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The complete events of `chunk` (plus what was pending), processed; keeps the rest."""
+        data = self._pending + chunk
+        end = max(data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"))
+        if end < 0:
+            self._pending = data
+            return b""
+        end += 4 if data[end : end + 4] == b"\r\n\r\n" else 2
+        block, self._pending = data[:end], data[end:]
+        return self._block(block)
+
+    def flush(self) -> bytes:
+        """Whatever is left when the stream ends (an unterminated last event)."""
+        rest, self._pending = self._pending, b""
+        return self._block(rest) if rest else b""
+
+    def _block(self, block: bytes) -> bytes:
+        meter = self._meter
+        if meter is not None:
+            meter.seen(block)
+        metered = meter is not None and _USAGE.search(block) is not None
+        if self._name is None and not metered:
+            return block
+        parts = _EVENT_END.split(block)  # [event, separator, event, separator, ..., rest]
+        out: list[bytes] = []
+        for i in range(0, len(parts), 2):
+            event = self._event(parts[i], metered)
+            if event is not None:
+                out.append(event)
+                if i + 1 < len(parts):
+                    out.append(parts[i + 1])
+        return b"".join(out)
+
+    def _event(self, event: bytes, metered: bool) -> bytes | None:
+        """One event with its data lines renamed; None to drop it."""
+        lines = event.split(b"\n")
+        for n, line in enumerate(lines):
+            if not line.startswith(b"data:"):
+                continue
+            body = line[5:].strip()
+            if not body.startswith(b"{"):
+                continue  # "[DONE]" and other non-JSON payloads
+            if self._name is not None:
+                body = rename_json(body, self._name)
+                lines[n] = b"data: " + body + (b"\r" if line.endswith(b"\r") else b"")
+            if metered and self._meter is not None and _USAGE.search(body):
+                try:
+                    doc = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    continue
+                if not self._meter.event(doc):
+                    return None
+        return b"\n".join(lines)

@@ -1,0 +1,72 @@
+"""What a caller is told about its limits: the 429s and the headers of every answer.
+
+Each 429 names the window that refused it (`rate_limited`, `tokens_exhausted`,
+`budget_exhausted`, `too_many_in_flight`) and its `Retry-After` is when *that* window
+frees capacity. `RateLimit-Limit/Remaining/Reset` describe the same window on a 429,
+and on a success the window closest to running out. The `x-ratelimit-*-requests` and
+`*-tokens` names are OpenAI's (their reset is in seconds here); `*-budget` is the
+organization's daily token budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.errors import RateLimited
+from gateway.limits.windows import Standing
+from gateway.reasons import Reason
+
+_REASONS = {
+    "requests": Reason.RATE_LIMITED,
+    "tokens": Reason.TOKENS_EXHAUSTED,
+    "budget": Reason.BUDGET_EXHAUSTED,
+    "in_flight": Reason.TOO_MANY_IN_FLIGHT,
+}
+
+_MESSAGES = {
+    "requests": "Rate limit of {limit} requests per minute for this model exceeded",
+    "tokens": "Token limit of {limit} tokens per minute for this model reached",
+    "budget": "Your organization's daily budget of {limit} tokens is spent",
+    "in_flight": "Your organization already has {limit} requests in flight",
+}
+
+
+def refusal(standing: Standing) -> RateLimited:
+    """The 429 for the window that refused."""
+    retry = standing.reset_s
+    message = _MESSAGES[standing.kind].format(limit=standing.limit)
+    return RateLimited(
+        _REASONS[standing.kind],
+        f"{message}; retry in {retry} s.",
+        headers={"Retry-After": str(retry), **_standard(standing), **_named(standing)},
+    )
+
+
+def success_headers(standings: Sequence[Standing]) -> dict[str, str]:
+    """Every measured window by name, and the tightest one as `RateLimit-*`."""
+    if not standings:
+        return {}
+    headers: dict[str, str] = {}
+    for standing in standings:
+        headers |= _named(standing)
+    tightest = min(standings, key=lambda s: s.remaining / s.limit)
+    return headers | _standard(tightest)
+
+
+def _standard(standing: Standing) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": str(standing.limit),
+        "RateLimit-Remaining": str(standing.remaining),
+        "RateLimit-Reset": str(standing.reset_s),
+    }
+
+
+def _named(standing: Standing) -> dict[str, str]:
+    if standing.kind == "in_flight":
+        return {}
+    suffix = standing.kind
+    return {
+        f"x-ratelimit-limit-{suffix}": str(standing.limit),
+        f"x-ratelimit-remaining-{suffix}": str(standing.remaining),
+        f"x-ratelimit-reset-{suffix}": str(standing.reset_s),
+    }
