@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Connection
 from starlette.responses import Response, StreamingResponse
@@ -31,7 +31,7 @@ from gateway.audit.proofs import ConsistencyProof, InclusionProof
 from gateway.audit.tlog import ProofError, frontier
 from gateway.audit.verify import verify_log
 from gateway.db.engine import make_engine
-from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.errors import BadRequest, NotFound
 from gateway.reasons import Reason
 from gateway.runtime import Runtime
 

@@ -47,7 +47,11 @@ def gw(
 
     async def auditor(engine: Any) -> None:
         creds = await clients.create_client(
-            engine, actor=Actor.cli(), org_id=gw.org_ids["public"], name="auditor", roles=["auditor"]
+            engine,
+            actor=Actor.cli(),
+            org_id=gw.org_ids["public"],
+            name="auditor",
+            roles=["auditor"],
         )
         gw.credentials["auditor"] = (creds.client_id, creds.client_secret)
 

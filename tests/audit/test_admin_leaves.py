@@ -39,10 +39,12 @@ async def test_admin_actions_are_leaves_and_the_log_verifies(
         reasons=("admin_role_required",),
     )
 
-    rows = await log_db.sql(
-        "SELECT id, endpoint, decision, detail FROM auditevent ORDER BY ts, id"
-    )
-    assert [r.endpoint for r in rows] == ["admin.org.apply", "admin.client.create", "admin.org.approve"]
+    rows = await log_db.sql("SELECT id, endpoint, decision, detail FROM auditevent ORDER BY ts, id")
+    assert [r.endpoint for r in rows] == [
+        "admin.org.apply",
+        "admin.client.create",
+        "admin.org.approve",
+    ]
     leaves = await log_db.run(lambda c: list(ledger.iter_leaves(c, start=0, end=6)))
     assert [leaf.index for leaf in leaves] == list(range(6))  # dense, after the writer's three
     for row, leaf in zip(rows, leaves[3:], strict=True):
@@ -51,7 +53,9 @@ async def test_admin_actions_are_leaves_and_the_log_verifies(
         assert event["action"] == "admin_action" and event["endpoint"] == row.endpoint
         assert event["decision"] == row.decision and event["detail"] == row.detail
     created = orjson.loads(orjson.loads(leaves[4].event)["detail"])
-    assert created["after"]["id"] == issued.client_id and created["actor"]["subject"] == "alice-admin"
+    assert (
+        created["after"]["id"] == issued.client_id and created["actor"]["subject"] == "alice-admin"
+    )
     refused = orjson.loads(leaves[5].event)
     assert refused["status"] == 403 and refused["reasons"] == ["admin_role_required"]
 

@@ -32,7 +32,13 @@ def policy_doc(tier: str, floor: str) -> dict[str, Any]:
             "token_id": "t1",
             "auth_strength": "client_secret",
         },
-        "trust": {"tier": tier, "org_id": "o1", "org_status": "active", "tier_expires_at": None},
+        "trust": {
+            "tier": tier,
+            "org_id": "o1",
+            "org_status": "verified",
+            "tier_expires_at": None,
+            "lapsed": None,
+        },
         "model": {"name": "cyber", "tier_floor": floor},
         "request": {"endpoint": "chat.completions", "stream": False, "max_tokens": 100},
     }
