@@ -16,6 +16,7 @@ Prints µs of process CPU per event for:
 from __future__ import annotations
 
 import argparse
+import random
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from gateway.db.migrate import upgrade
 from gateway.db.models import AuditEvent
 
 T0 = datetime(2026, 11, 26, tzinfo=UTC)
+IDS: list[str] = []  # decision ids; empty: sequential
 
 
 def event(i: int) -> dict[str, Any]:
@@ -43,7 +45,7 @@ def event(i: int) -> dict[str, Any]:
     return {
         "v": 1,
         "kind": "decision",
-        "decision_id": f"{i:032x}",
+        "decision_id": IDS[i] if IDS else f"{i:032x}",
         "ts": timestamp(T0 + timedelta(microseconds=i)),
         "actor": {
             "subject": "svc-analyst-42",
@@ -67,6 +69,12 @@ def event(i: int) -> dict[str, Any]:
     }
 
 
+def make_ids(n: int, kind: str) -> list[str]:
+    if kind == "ordered":
+        return [f"{i:016x}{random.getrandbits(64):016x}" for i in range(n)]
+    return [f"{random.getrandbits(128):032x}" for _ in range(n)]
+
+
 def per_item_us(fn: Callable[[int], object], n: int) -> float:
     start = time.process_time()
     for i in range(n):
@@ -79,8 +87,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--commits", type=int, default=8000, help="events for the DB part")
+    parser.add_argument(
+        "--ids",
+        choices=["random", "ordered"],
+        default="random",
+        help="decision ids as the gateway makes them (random) or time-ordered",
+    )
     args = parser.parse_args()
     n, batch = args.n, args.batch
+    IDS.extend(make_ids(n, args.ids))
     events = [event(i) for i in range(n)]
     assert all(canonical_bytes(e) == rfc8785.dumps(e) for e in events[:100])
     data = [canonical_bytes(e) for e in events]
@@ -141,7 +156,9 @@ def commit_costs(
     signer = NoteSigner("bench.example/audit", Ed25519PrivateKey.generate())
     policy = ledger.CheckpointPolicy(signer=signer, every=1000, interval=timedelta(hours=1))
     rows = [audit_row(i, e) for i, e in enumerate(events)]
-    leaves = [ledger.LeafInput(f"{i:032x}", "decision", d) for i, d in enumerate(data)]
+    leaves = [
+        ledger.LeafInput(e["decision_id"], "decision", d) for e, d in zip(events, data, strict=True)
+    ]
     out = []
     for log in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
