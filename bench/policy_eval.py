@@ -27,7 +27,13 @@ DOC = {
         "token_id": "t",
         "auth_strength": "client_secret",
     },
-    "trust": {"tier": "public", "org_id": "o", "org_status": "verified", "tier_expires_at": None},
+    "trust": {
+        "tier": "public",
+        "org_id": "o",
+        "org_status": "verified",
+        "tier_expires_at": None,
+        "lapsed": None,
+    },
     "model": {"name": "cyber", "tier_floor": "critical"},
     "request": {"endpoint": "chat.completions", "stream": False, "max_tokens": 100},
 }

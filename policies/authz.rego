@@ -44,20 +44,21 @@ tier_sufficient if rank(input.trust.tier) >= rank(input.model.tier_floor)
 
 # A dead grant that would have been enough names why the tier is short now.
 lapse_explains if {
+	lapsed_rank := rank(input.trust.lapsed.tier)
 	not tier_sufficient
-	rank(input.trust.lapsed.tier) >= rank(input.model.tier_floor)
+	lapsed_rank >= rank(input.model.tier_floor)
 }
 
 reasons contains "grant_expired" if {
+	input.trust.lapsed.reason == "grant_expired"
 	org_verified
 	lapse_explains
-	input.trust.lapsed.reason == "grant_expired"
 }
 
 reasons contains "grant_revoked" if {
+	input.trust.lapsed.reason == "grant_revoked"
 	org_verified
 	lapse_explains
-	input.trust.lapsed.reason == "grant_revoked"
 }
 
 reasons contains "tier_too_low" if {
