@@ -67,6 +67,10 @@ class Reason(StrEnum):
     UPSTREAM_TOO_LARGE = "upstream_too_large"  # answer over upstream.max_response_bytes
     # audit
     AUDIT_UNAVAILABLE = "audit_unavailable"
+    # the auditor API (/audit)
+    DECISION_NOT_FOUND = "decision_not_found"
+    NOT_IN_CHECKPOINT = "not_in_checkpoint"
+    NOT_REPLAYABLE = "not_replayable"
     # the token endpoint (RFC 6749 §5.2 error codes; `invalid_request` is shared above)
     INVALID_CLIENT = "invalid_client"
     INVALID_GRANT = "invalid_grant"

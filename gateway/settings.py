@@ -12,7 +12,7 @@ import limits.aio.storage  # registers the async storages' schemes
 import limits.storage
 import yaml
 from limits import parse_many
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -155,6 +155,23 @@ class TierLimits(BaseModel):
     on_outage: Literal["closed", "open"] | None = None
 
 
+class AuditLogSettings(BaseModel):
+    """The audit transparency log: who signs its checkpoints, and how often."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The log's name in checkpoints and the signing key's name; empty: "<issuer host>/audit".
+    origin: str = Field("", pattern=r"^[^\s+]*$")
+    key_file: Path = Path("./var/audit-log-key.pem")
+    # Base64 of a 32-byte Ed25519 seed; when set it is the key and key_file is not used
+    # (every replica must sign with the same key).
+    key_seed: SecretStr = SecretStr("")
+    # A checkpoint is signed once this many events are unsigned, or this long after the
+    # last one while events are waiting.
+    checkpoint_every: int = Field(1000, ge=1)
+    checkpoint_interval_s: float = Field(10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start; passed into `create_app`, never read globally."""
 
@@ -204,6 +221,7 @@ class Settings(BaseSettings):
     # The upstream bearer for targets without a credential of their own (see
     # docs/operators.md); the caller's own credentials never reach an upstream.
     upstream_api_key: SecretStr = SecretStr("")
+    audit_log: AuditLogSettings = Field(default_factory=AuditLogSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -282,6 +300,13 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+
+def audit_log_origin(settings: Settings) -> str:
+    """The log origin: as configured, or the issuer's host followed by /audit."""
+    if settings.audit_log.origin:
+        return settings.audit_log.origin
+    return f"{urlsplit(settings.issuer).netloc}/audit"
 
 
 def _yaml_path(init_settings: PydanticBaseSettingsSource) -> Path | None:

@@ -16,6 +16,8 @@ import rego.v1
 reads := {
 	"org.list", "org.show", "challenge.list", "grant.list", "grant.expiring",
 	"member.list", "client.list", "model.list", "screening.show", "usage.list",
+	# The auditor API (/audit): decisions, exports, proofs, checkpoints, replay.
+	"audit.read",
 }
 
 # What an org admin may do, on its own organization only.

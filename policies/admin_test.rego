@@ -114,3 +114,10 @@ test_admins_and_auditors_follow_a_screening if {
 	not ask(who(["org_admin"], "o1"), "screening.show", {"org_id": "o1"}).allow
 	not ask(who([], "o1"), "screening.show", {}).allow
 }
+
+test_audit_api_is_for_admins_and_auditors if {
+	ask(who(["admin"], "ops"), "audit.read", {}).allow
+	ask(who(["auditor"], "x"), "audit.read", {}).allow
+	not ask(who(["org_admin"], "o1"), "audit.read", {"org_id": "o1"}).allow
+	not ask(who([], "o1"), "audit.read", {}).allow
+}

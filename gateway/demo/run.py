@@ -44,6 +44,7 @@ def run_demo(*, port: int, upstream_port: int) -> None:
         dev_mode=True,
         database_url=DATABASE_URL,
         signing_key_file=VAR / "demo-signing-key.pem",
+        audit_log={"key_file": VAR / "demo-audit-log-key.pem"},
         issuer=f"http://127.0.0.1:{port}",
     )
     upgrade(settings.database_url)

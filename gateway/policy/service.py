@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gateway.policy.bundle import load_bundle
+from gateway.policy.bundle import PolicyBundle, load_bundle
 from gateway.policy.decision import AdminDecision, Decision
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.policy.engine import PolicyEngine
@@ -39,6 +39,11 @@ class PolicyService:
     @property
     def version(self) -> str:
         return self._engine.policy_version
+
+    @property
+    def bundle(self) -> PolicyBundle | None:
+        """What decides now, if known (with OPA: once its policy was read back)."""
+        return self._engine.bundle
 
     async def decide(self, doc: dict[str, Any]) -> Decision:
         return await self._engine.decide(doc)

@@ -154,6 +154,7 @@ class GatewayFactory:
                 "dev_mode": True,
                 "database_url": url,
                 "signing_key_file": db_dir / "signing-key.pem",
+                "audit_log": {"key_file": db_dir / "audit-log-key.pem"},
                 "issuer": f"http://127.0.0.1:{port}",
                 "rate_limit": "1000/second",
                 "catalog_ttl_s": 0,
