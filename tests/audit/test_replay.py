@@ -39,7 +39,11 @@ def policy_doc(tier: str, floor: str) -> dict[str, Any]:
             "tier_expires_at": None,
             "lapsed": None,
         },
-        "model": {"name": "cyber", "tier_floor": floor},
+        "model": {
+            "name": "cyber",
+            "tier_floor": floor,
+            "screening": {"state": "current", "max_ci_high": 0.0},
+        },
         "request": {"endpoint": "chat.completions", "stream": False, "max_tokens": 100},
     }
 
