@@ -1,7 +1,7 @@
 """audit transparency log: leaves with their stored hashes, head, checkpoints; policy archive
 
 Revision ID: 0003_tlog
-Revises: 0001
+Revises: 0004_screening
 Create Date: 2026-11-26 21:47:35.699283
 """
 
