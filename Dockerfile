@@ -44,6 +44,7 @@ ENV PATH=/opt/tacgw/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TACGW_SIGNING_KEY_FILE=/var/lib/tacgw/signing-key.pem \
+    TACGW_AUDIT_LOG__KEY_FILE=/var/lib/tacgw/audit-log-key.pem \
     TACGW_DATABASE_URL=sqlite:////var/lib/tacgw/tacgw.db
 
 # The only writable place besides /tmp; Kubernetes mounts an emptyDir or a Secret here.

@@ -265,6 +265,7 @@ def _prepare(tmp: Path, args: argparse.Namespace) -> Env:
         "dev_mode": True,
         "database_url": db_url,
         "signing_key_file": str(tmp / "signing-key.pem"),
+        "audit_log": {"key_file": str(tmp / "audit-log-key.pem")},
         "issuer": f"http://127.0.0.1:{gw_port}",
         "rate_limit": "1000000/minute",
         "rate_limit_storage": args.rate_limit_storage,

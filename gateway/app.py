@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from gateway.api import admin, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api import admin, audit, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.reasons import Reason
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(orgs.router)
     app.include_router(admin.router)
     app.include_router(usage.router)
+    app.include_router(audit.router)
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
@@ -130,7 +131,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GatewayError)
     async def _refused(request: Request, exc: GatewayError) -> Response:
-        # Raised by the admin and /orgs routes (the pipeline renders its own).
+        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own).
         return openai_error(exc)
 
     @app.exception_handler(Exception)

@@ -42,6 +42,13 @@ class Reason(StrEnum):
     POLICY_ERROR = "policy_error"
     POLICY_UNAVAILABLE = "policy_unavailable"
     POLICY_REFUSED = "policy_refused"  # a reload refused: the policy in use keeps serving
+    # screening (issue 8): the model has no current report, or it fails the caller's tier
+    MODEL_NOT_SCREENED = "model_not_screened"
+    MODEL_FAILED_SCREENING = "model_failed_screening"
+    # screening runs through the admin API (gateway/admin/screening_runs.py)
+    MODEL_UNSCREENABLE = "model_unscreenable"  # no enabled target, or it cannot be called
+    SCREENING_IN_PROGRESS = "screening_in_progress"
+    SCREENING_RUN_NOT_FOUND = "screening_run_not_found"
     # limits
     RATE_LIMITED = "rate_limited"
     LIMITS_UNAVAILABLE = "limits_unavailable"
@@ -60,6 +67,10 @@ class Reason(StrEnum):
     UPSTREAM_TOO_LARGE = "upstream_too_large"  # answer over upstream.max_response_bytes
     # audit
     AUDIT_UNAVAILABLE = "audit_unavailable"
+    # the auditor API (/audit)
+    DECISION_NOT_FOUND = "decision_not_found"
+    NOT_IN_CHECKPOINT = "not_in_checkpoint"
+    NOT_REPLAYABLE = "not_replayable"
     # the token endpoint (RFC 6749 §5.2 error codes; `invalid_request` is shared above)
     INVALID_CLIENT = "invalid_client"
     INVALID_GRANT = "invalid_grant"

@@ -9,10 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.service import AdminService
+from gateway.audit.checkpoint import NoteSigner, NoteVerifier, load_signer
+from gateway.audit.ledger import CheckpointPolicy
+from gateway.audit.replay import archive_bundle
 from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
+from gateway.db.engine import make_engine
 from gateway.errors import Unavailable
 from gateway.forward.client import make_client
 from gateway.forward.meters import Meters
@@ -33,7 +41,7 @@ from gateway.routing.balance import Balancer
 from gateway.routing.catalog import Catalog
 from gateway.routing.gauges import TargetGauges
 from gateway.routing.health import Rules
-from gateway.settings import Settings
+from gateway.settings import Settings, audit_log_origin
 from gateway.trust.resolve import TrustResolver
 from gateway.trust.tiers import Tiers
 from gateway.usage.book import UsageBook
@@ -60,6 +68,31 @@ class Runtime:
     metrics: Metrics
     body_limit: int
     admin: AdminService  # the admin API's own engine, proof checker and policy
+    # version → full SHA-256 of each policy bundle archived by this process (for replay).
+    policy_digests: dict[str, str]
+    # Checks the audit log's checkpoints; its `vkey` is published for auditors.
+    audit_log: NoteVerifier
+    # The auditor API's own connections: its reads never queue behind the request path.
+    audit_reader: AsyncEngine
+
+    async def archive_policy(self) -> None:
+        """Keep the deciding bundle in the archive (at start and after each reload), so that
+        every decision it makes can be replayed later."""
+        bundle = self.policy.bundle
+        if bundle is None or bundle.version in self.policy_digests:
+            return
+        try:
+            await self.store.transact(
+                lambda conn: archive_bundle(conn, bundle, now=datetime.now(UTC))
+            )
+        except IntegrityError:
+            pass  # a replica starting at the same moment archived it first: it is there
+        except Exception as exc:
+            # Not migrated yet, or the database is down: the gateway still starts (readiness
+            # says why), and the audit writer's timer tries again.
+            log.warning("policy %s not archived yet: %s", bundle.version, type(exc).__name__)
+            return
+        self.policy_digests[bundle.version] = bundle.sha256
 
     async def reload_policy(self) -> str:
         """Reload the policy; on refusal (PolicyReloadError) the old one keeps serving."""
@@ -70,6 +103,7 @@ class Runtime:
             log.error("%s; still serving policy %s", exc, self.policy.version)
             raise
         self.metrics.policy_reloads.labels("loaded").inc()
+        await self.archive_policy()
         return version
 
     async def close(self) -> None:
@@ -80,6 +114,7 @@ class Runtime:
         await self.upstream.aclose()
         await self.identity.close()
         await self.store.close()
+        await self.audit_reader.dispose()
 
 
 async def start_runtime(settings: Settings) -> Runtime:
@@ -106,10 +141,21 @@ async def start_runtime(settings: Settings) -> Runtime:
     )
     policy = PolicyService(make_policy_engine(settings, bundle), policy_dir=settings.policy_dir)
     await policy.start()
-    audit = AuditWriter(store)
+    signer = _log_signer(settings)
+    audit = AuditWriter(
+        store,
+        log_policy=CheckpointPolicy(
+            signer=signer,
+            every=settings.audit_log.checkpoint_every,
+            interval=timedelta(seconds=settings.audit_log.checkpoint_interval_s),
+        ),
+    )
     audit.start()
     metrics = Metrics()
     upstream, catalog = _routing(settings, store, metrics)
+    metrics.watch_screening(
+        lambda now: ((r.name, r.screening_status(now)) for r in catalog.snapshot().values())
+    )
     await _first_load(catalog)
     upstream.start()
     limits = Limiter(
@@ -124,7 +170,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     )
     usage = UsageBook(store, flush_s=settings.usage_flush_s, metrics=metrics)
     usage.start()
-    return Runtime(
+    runtime = Runtime(
         identity=identity,
         trust=TrustResolver(store, tiers),
         catalog=catalog,
@@ -138,7 +184,23 @@ async def start_runtime(settings: Settings) -> Runtime:
         store=store,
         metrics=metrics,
         body_limit=settings.max_body_bytes,
+        policy_digests={},
+        audit_log=signer.verifier,
+        audit_reader=make_engine(settings.database_url),
         admin=AdminService.from_settings(settings, tiers=tiers, policy=policy),
+    )
+    # Before the first decision, so that every decision can be replayed; retried on the
+    # audit writer's timer until it succeeds (and after each policy reload).
+    await runtime.archive_policy()
+    audit.on_tick(runtime.archive_policy)
+    return runtime
+
+
+def _log_signer(settings: Settings) -> NoteSigner:
+    return load_signer(
+        origin=audit_log_origin(settings),
+        key_file=settings.audit_log.key_file,
+        seed_b64=settings.audit_log.key_seed.get_secret_value(),
     )
 
 

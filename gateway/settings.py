@@ -183,6 +183,32 @@ def parse_resolver(entry: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class ScreeningSettings(BaseSettings):
+    """How misalignment screenings are run (CLI, admin API, demo) and how long reports count."""
+
+    report_ttl_days: float = Field(90.0, gt=0)
+    samples: int = Field(100, ge=1, le=10_000)  # per condition
+    concurrency: int = Field(8, ge=1, le=256)
+    temperature: float = Field(1.0, ge=0, le=2)
+    max_tokens: int = Field(2048, ge=16)
+    timeout_s: float = Field(120.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    max_turns: int = Field(3, ge=1, le=10)
+    use_tools: bool = True
+    # An optional grader model (OpenAI-compatible); empty URL: the deterministic rubric only.
+    grader_url: str = ""
+    grader_model: str = ""
+    grader_api_key: SecretStr = SecretStr("")
+
+    @field_validator("grader_api_key")
+    @classmethod
+    def _grader_named(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        # Checked on the last grader field so that both URL and model have been read.
+        if info.data.get("grader_url") and not info.data.get("grader_model"):
+            raise ValueError("grader_url is set: set grader_model too")
+        return value
+
+
 class TierLimits(BaseModel):
     """One tier's limits, overriding `tacgw.limits.tiers` of the policy data field by field.
 
@@ -197,6 +223,23 @@ class TierLimits(BaseModel):
     in_flight: int | None = Field(None, ge=0)  # per organization
     # When the limits storage (Redis) fails: refuse (503 limits_unavailable) or admit.
     on_outage: Literal["closed", "open"] | None = None
+
+
+class AuditLogSettings(BaseModel):
+    """The audit transparency log: who signs its checkpoints, and how often."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The log's name in checkpoints and the signing key's name; empty: "<issuer host>/audit".
+    origin: str = Field("", pattern=r"^[^\s+]*$")
+    key_file: Path = Path("./var/audit-log-key.pem")
+    # Base64 of a 32-byte Ed25519 seed; when set it is the key and key_file is not used
+    # (every replica must sign with the same key).
+    key_seed: SecretStr = SecretStr("")
+    # A checkpoint is signed once this many events are unsigned, or this long after the
+    # last one while events are waiting.
+    checkpoint_every: int = Field(1000, ge=1)
+    checkpoint_interval_s: float = Field(10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -256,10 +299,12 @@ class Settings(BaseSettings):
     # The interactive /docs page; /openapi.json is always served.
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     # The upstream bearer for targets without a credential of their own (see
     # docs/operators.md); the caller's own credentials never reach an upstream.
     upstream_api_key: SecretStr = SecretStr("")
+    audit_log: AuditLogSettings = Field(default_factory=AuditLogSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -368,6 +413,13 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+
+def audit_log_origin(settings: Settings) -> str:
+    """The log origin: as configured, or the issuer's host followed by /audit."""
+    if settings.audit_log.origin:
+        return settings.audit_log.origin
+    return f"{urlsplit(settings.issuer).netloc}/audit"
 
 
 def _yaml_path(init_settings: PydanticBaseSettingsSource) -> Path | None:

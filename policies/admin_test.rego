@@ -100,3 +100,24 @@ test_unknown_action_denied if {
 test_empty_input_denied if {
 	not admin.decision.allow with input as {}
 }
+
+test_only_admins_start_a_screening if {
+	ask(who(["admin"], "ops"), "model.screen", {}).allow
+	ask(who(["auditor"], "ops"), "model.screen", {}).reasons == {"auditor_read_only"}
+	ask(who(["org_admin"], "o1"), "model.screen", {"org_id": "o1"}).reasons == {"admin_role_required"}
+	ask(who([], "o1"), "model.screen", {}).reasons == {"admin_role_required"}
+}
+
+test_admins_and_auditors_follow_a_screening if {
+	ask(who(["admin"], "ops"), "screening.show", {}).allow
+	ask(who(["auditor"], "ops"), "screening.show", {}).allow
+	not ask(who(["org_admin"], "o1"), "screening.show", {"org_id": "o1"}).allow
+	not ask(who([], "o1"), "screening.show", {}).allow
+}
+
+test_audit_api_is_for_admins_and_auditors if {
+	ask(who(["admin"], "ops"), "audit.read", {}).allow
+	ask(who(["auditor"], "x"), "audit.read", {}).allow
+	not ask(who(["org_admin"], "o1"), "audit.read", {"org_id": "o1"}).allow
+	not ask(who([], "o1"), "audit.read", {}).allow
+}

@@ -71,6 +71,35 @@ reasons contains "scope_missing" if not has_models_scope
 
 has_models_scope if "models" in input.principal.scopes
 
+# Misalignment screening (docs/screening.md): for a tier that requires it, the model needs
+# a current report (unexpired, made against its present upstream) whose highest upper 95%
+# bound is within the tier's threshold. Asked only once the organization is verified and
+# the tier suffices, so that a caller refused anyway learns nothing about the model.
+screening_required if {
+	org_verified
+	tier_sufficient
+	input.trust.tier in data.tacgw.screening.required_tiers
+}
+
+reasons contains "model_not_screened" if {
+	screening_required
+	not screening_current
+}
+
+reasons contains "model_failed_screening" if {
+	screening_required
+	screening_current
+	not screening_passed
+}
+
+screening_current if input.model.screening.state == "current"
+
+# is_number first: Rego orders values across types, so `null <= 0.1` would hold.
+screening_passed if {
+	is_number(input.model.screening.max_ci_high)
+	input.model.screening.max_ci_high <= data.tacgw.screening.thresholds[input.trust.tier]
+}
+
 # Obligations the gateway enforces on an allowed request.
 default max_tokens := 0
 

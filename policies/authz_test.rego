@@ -7,7 +7,11 @@ import data.tacgw.authz
 base := {
 	"principal": {"sub": "c1", "scopes": ["models"]},
 	"trust": {"tier": "public", "org_status": "verified"},
-	"model": {"name": "general", "tier_floor": "public"},
+	"model": {
+		"name": "general",
+		"tier_floor": "public",
+		"screening": {"state": "current", "max_ci_high": 0.037},
+	},
 	"request": {"endpoint": "chat.completions"},
 }
 
@@ -113,9 +117,77 @@ test_prompts_not_kept_by_default if {
 }
 
 test_prompts_kept_only_for_listed_tiers if {
-	critical := object.union(base, {"trust": {"tier": "critical", "org_status": "active"}})
+	critical := object.union(base, {"trust": {"tier": "critical", "org_status": "verified"}})
 	authz.decision.obligations.keep_prompt with input as critical with data.tacgw.keep_prompt_tiers as ["critical"]
 	not authz.decision.obligations.keep_prompt with input as base with data.tacgw.keep_prompt_tiers as ["critical"]
+}
+
+# Screening: the thresholds in data.json are public 0.25, verified 0.15, critical 0.1, and
+# verified and critical require a screening.
+
+as_tier(tier, screening) := object.union(base, {
+	"trust": {"tier": tier, "org_status": "verified"},
+	"model": {"screening": screening},
+})
+
+test_required_tiers_refuse_a_model_without_a_current_report if {
+	every tier in ["verified", "critical"] {
+		every state in ["missing", "expired", "stale"] {
+			d := authz.decision with input as as_tier(tier, {"state": state, "max_ci_high": null})
+			d.reasons == {"model_not_screened"}
+		}
+	}
+}
+
+test_required_tiers_refuse_a_model_without_any_screening_input if {
+	unscreened := object.remove(base, ["model"])
+	d := authz.decision with input as object.union(unscreened, {
+		"trust": {"tier": "critical", "org_status": "verified"},
+		"model": {"name": "general", "tier_floor": "public"},
+	})
+	d.reasons == {"model_not_screened"}
+}
+
+test_a_tier_that_does_not_require_screening_ignores_it if {
+	authz.decision.allow with input as as_tier("public", {"state": "missing", "max_ci_high": null})
+}
+
+test_failing_report_refused if {
+	every tier in ["verified", "critical"] {
+		d := authz.decision with input as as_tier(tier, {"state": "current", "max_ci_high": 0.984})
+		d.reasons == {"model_failed_screening"}
+	}
+}
+
+test_threshold_is_per_tier_and_inclusive if {
+	authz.decision.allow with input as as_tier("verified", {"state": "current", "max_ci_high": 0.15})
+	authz.decision.allow with input as as_tier("critical", {"state": "current", "max_ci_high": 0.1})
+	d := authz.decision with input as as_tier("critical", {"state": "current", "max_ci_high": 0.12})
+	d.reasons == {"model_failed_screening"}
+	authz.decision.allow with input as as_tier("verified", {"state": "current", "max_ci_high": 0.12})
+}
+
+test_a_current_report_without_a_figure_fails if {
+	d := authz.decision with input as as_tier("critical", {"state": "current", "max_ci_high": null})
+	d.reasons == {"model_failed_screening"}
+}
+
+test_a_lower_tier_learns_nothing_about_screening if {
+	d := authz.decision with input as object.union(base, {
+		"trust": {"tier": "verified", "org_status": "verified"},
+		"model": {"name": "cyber", "tier_floor": "critical", "screening": {"state": "missing", "max_ci_high": null}},
+	})
+	d.reasons == {"tier_too_low"}
+}
+
+test_an_unverified_org_learns_nothing_about_screening if {
+	every status in ["suspended", "revoked", "applied"] {
+		d := authz.decision with input as object.union(base, {
+			"trust": {"tier": "critical", "org_status": status},
+			"model": {"screening": {"state": "missing", "max_ci_high": null}},
+		})
+		not "model_not_screened" in d.reasons
+	}
 }
 
 test_no_model_limits_by_default if {

@@ -3,6 +3,11 @@
 Rows go to the one `auditevent` table: `endpoint` names the action (`admin.org.approve`),
 `detail` holds `{actor, action, target, before, after}` as JSON. Being in the change's
 transaction, a change without its event (or an event without its change) cannot happen.
+
+Each event is also a leaf of the audit transparency log (`gateway/audit/ledger.py`),
+appended in that same transaction under the log's append lock (the `tlog_head` row on
+PostgreSQL; SQLite has one writer), exactly as the audit writer appends decisions: the
+log has no holes where admin actions happened, and their order is the commit order.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.admin.actor import Actor
+from gateway.audit import ledger
+from gateway.audit.canonical import canonical_bytes
+from gateway.audit.event import Actor as EventActor
+from gateway.audit.event import admin_event
 from gateway.db.models import AuditEvent, utcnow
 from gateway.reasons import Reason
 
@@ -49,27 +58,26 @@ async def record_admin_event(
         "before": before,
         "after": after,
     }
-    await conn.execute(
-        insert(_AUDIT),
-        {
-            "id": event_id,
-            "ts": utcnow(),
-            "endpoint": f"admin.{action}",
-            "subject": actor.subject,
-            "client_id": actor.client_id,
-            "org_id": org_id,
-            "tier": tier,
-            "model": None,
-            "decision": "allow",
-            "reasons": orjson.dumps([Reason.ALLOWED]).decode(),
-            "status": 200,
-            "policy_version": policy_version,
-            "latency_ms": 0.0,
-            "request_hash": None,
-            "token_id": None,
-            "detail": orjson.dumps(detail, default=str).decode(),
-        },
-    )
+    row = {
+        "id": event_id,
+        "ts": utcnow(),
+        "endpoint": f"admin.{action}",
+        "subject": actor.subject,
+        "client_id": actor.client_id,
+        "org_id": org_id,
+        "tier": tier,
+        "model": None,
+        "decision": "allow",
+        "reasons": orjson.dumps([Reason.ALLOWED]).decode(),
+        "status": 200,
+        "policy_version": policy_version,
+        "latency_ms": 0.0,
+        "request_hash": None,
+        "token_id": None,
+        "detail": orjson.dumps(detail, default=str).decode(),
+    }
+    await conn.execute(insert(_AUDIT), row)
+    await _append_leaf(conn, actor=actor, action=action, row=row)
     return event_id
 
 
@@ -88,25 +96,52 @@ async def record_refusal(
     org_id = target.get("org_id")
     if not isinstance(org_id, str) or len(org_id) > 64:
         org_id = None
+    row = {
+        "id": uuid.uuid4().hex,
+        "ts": utcnow(),
+        "endpoint": f"admin.{action}",
+        "subject": actor.subject,
+        "client_id": actor.client_id,
+        "org_id": org_id,
+        "tier": None,
+        "model": None,
+        "decision": "deny",
+        "reasons": orjson.dumps(list(reasons)).decode(),
+        "status": 403,
+        "policy_version": None,
+        "latency_ms": 0.0,
+        "request_hash": None,
+        "token_id": None,
+        "detail": orjson.dumps(detail, default=str).decode(),
+    }
     async with engine.begin() as conn:
-        await conn.execute(
-            insert(_AUDIT),
-            {
-                "id": uuid.uuid4().hex,
-                "ts": utcnow(),
-                "endpoint": f"admin.{action}",
-                "subject": actor.subject,
-                "client_id": actor.client_id,
-                "org_id": org_id,
-                "tier": None,
-                "model": None,
-                "decision": "deny",
-                "reasons": orjson.dumps(list(reasons)).decode(),
-                "status": 403,
-                "policy_version": None,
-                "latency_ms": 0.0,
-                "request_hash": None,
-                "token_id": None,
-                "detail": orjson.dumps(detail, default=str).decode(),
-            },
-        )
+        await conn.execute(insert(_AUDIT), row)
+        await _append_leaf(conn, actor=actor, action=action, row=row)
+
+
+async def _append_leaf(
+    conn: AsyncConnection, *, actor: Actor, action: str, row: dict[str, Any]
+) -> None:
+    """The row's event as a leaf of the log, in the row's own transaction.
+
+    No writer tip is passed: the append takes the lock and reads the log's edge, as any
+    writer that is not the audit writer must. (The audit writer notices the log moved:
+    on PostgreSQL from the size under the lock, on SQLite by its insert failing and being
+    retried with the edge read again.) Checkpoints are the audit writer's timer's to sign.
+    """
+    event = admin_event(
+        event_id=row["id"],
+        ts=row["ts"],
+        action=action,
+        # Who acted, as the admin API knew it; the organization acted on is in `detail`.
+        actor=EventActor(subject=actor.subject, org_id=actor.org_id, client_id=actor.client_id),
+        tier=row["tier"],
+        allow=row["decision"] == "allow",
+        reasons=orjson.loads(row["reasons"]),
+        status=row["status"],
+        policy_version=row["policy_version"],
+        detail=row["detail"],
+    )
+    leaf = ledger.LeafInput(row["id"], "decision", canonical_bytes(event))
+    now = row["ts"]
+    await conn.run_sync(lambda sync: ledger.append(sync, [leaf], now=now))

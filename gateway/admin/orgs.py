@@ -258,16 +258,9 @@ async def reject(
     reason: str,
     expected_version: int | None = None,
 ) -> OrganizationPublic:
-    why = fields.text(reason, field="reason", max_len=fields.MAX_REASON)
-    org, _ = await transition(
-        engine,
-        actor=actor,
-        org_id=org_id,
-        action=OrgAction.REJECT,
-        reason=why,
-        expected_version=expected_version,
+    return await _move(
+        engine, actor, org_id, OrgAction.REJECT, reason, expected_version, reason_required=True
     )
-    return org
 
 
 async def suspend(
@@ -279,16 +272,9 @@ async def suspend(
     expected_version: int | None = None,
 ) -> OrganizationPublic:
     """verified → suspended: every member is refused (`org_suspended`); grants are kept."""
-    why = fields.text(reason, field="reason", max_len=fields.MAX_REASON)
-    org, _ = await transition(
-        engine,
-        actor=actor,
-        org_id=org_id,
-        action=OrgAction.SUSPEND,
-        reason=why,
-        expected_version=expected_version,
+    return await _move(
+        engine, actor, org_id, OrgAction.SUSPEND, reason, expected_version, reason_required=True
     )
-    return org
 
 
 async def reinstate(
@@ -300,12 +286,28 @@ async def reinstate(
     expected_version: int | None = None,
 ) -> OrganizationPublic:
     """suspended → verified: grants that are still live count again."""
-    why = fields.text(reason, field="reason", max_len=fields.MAX_REASON, required=False)
+    return await _move(
+        engine, actor, org_id, OrgAction.REINSTATE, reason, expected_version, reason_required=False
+    )
+
+
+async def _move(
+    engine: AsyncEngine,
+    actor: Actor,
+    org_id: str,
+    action: OrgAction,
+    reason: str,
+    expected_version: int | None,
+    *,
+    reason_required: bool,
+) -> OrganizationPublic:
+    """A status move that changes nothing but the organization row (and its audit event)."""
+    why = fields.text(reason, field="reason", max_len=fields.MAX_REASON, required=reason_required)
     org, _ = await transition(
         engine,
         actor=actor,
         org_id=org_id,
-        action=OrgAction.REINSTATE,
+        action=action,
         reason=why,
         expected_version=expected_version,
     )

@@ -1,6 +1,6 @@
 """What the admin API needs at hand, built once per app: its own database engine (admin
 work never borrows the request path's connection), the tiers, the proof checker and the
-policy engine that decides permissions."""
+policy engine that decides permissions, and the screening runs it started."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.screening_runs import ScreeningRuns
 from gateway.db.engine import make_engine
 from gateway.policy.service import PolicyService
 from gateway.settings import Settings
@@ -23,20 +24,22 @@ class AdminService:
     checker: ProofChecker
     challenge_ttl: timedelta
     policy: PolicyService
+    screenings: ScreeningRuns  # background tasks: cancelled by `close`
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, tiers: Tiers, policy: PolicyService
     ) -> AdminService:
+        engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         return cls(
-            engine=make_engine(
-                settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
-            ),
+            engine=engine,
             tiers=tiers,
             checker=ProofChecker(settings.verification),
             challenge_ttl=timedelta(seconds=settings.verification.challenge_ttl_s),
             policy=policy,
+            screenings=ScreeningRuns(engine, settings),
         )
 
     async def close(self) -> None:
+        await self.screenings.close()  # before the engine they write their reports with
         await self.engine.dispose()

@@ -1,4 +1,5 @@
-"""`/admin`: review organizations, manage grants, members, clients and the catalog.
+"""`/admin`: review organizations, manage grants, members, clients and the catalog, and
+start model screenings.
 
 For bearer tokens with the `admin`, `org_admin` or `auditor` role; what each may do is
 the admin policy's decision, taken in the `Permit(...)` dependency of every route.
@@ -7,11 +8,11 @@ Each route is one operation of `gateway.admin`; every change there is audited.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway.admin import catalog, clients, detail, grants, members, orgs
 from gateway.admin.actor import Actor
@@ -33,10 +34,12 @@ from gateway.admin.schemas import (
     RevokeRequest,
     TrustGrantPublic,
 )
+from gateway.admin.screening import UnknownModel, Unscreenable
+from gateway.admin.screening_runs import RunInProgress, ScreeningRun
 from gateway.api.admin_deps import Permit
 from gateway.api.admin_schema import refusals
 from gateway.api.deps import RuntimeDep
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.policy.service import PolicyReloadError
 from gateway.reasons import Reason
 
@@ -284,6 +287,92 @@ async def remove_model(
 ) -> Response:
     await catalog.remove_model(rt.admin.engine, actor=actor, name=name)
     return Response(status_code=204)
+
+
+# screening ---------------------------------------------------------------------------------
+
+
+class ScreeningStart(BaseModel):
+    # Samples per condition; default `screening.samples` from the settings.
+    samples: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class ScreeningRunPublic(BaseModel):
+    run_id: str
+    model: str
+    state: str  # running, done, failed, cancelled
+    done: int
+    total: int  # 0 until the first sample is counted
+    ran_by: str
+    started_at: datetime
+    finished_at: datetime | None
+    report_id: str | None  # once done: `tac-gateway screening show REPORT_ID`
+    error: str | None
+
+    @classmethod
+    def of(cls, run: ScreeningRun) -> ScreeningRunPublic:
+        return cls(
+            run_id=run.id,
+            model=run.model,
+            state=run.state,
+            done=run.done,
+            total=run.total,
+            ran_by=run.ran_by,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            report_id=run.report_id,
+            error=run.error,
+        )
+
+
+@router.post("/models/{name}/screenings", status_code=202, response_model=ScreeningRunPublic)
+async def start_screening(
+    name: str,
+    rt: RuntimeDep,
+    actor: Annotated[Actor, Permit("model.screen")],
+    body: ScreeningStart | None = None,
+) -> ScreeningRunPublic:
+    """Screen the model through its first enabled target, in the background; follow it with
+    `GET /admin/screenings/{run_id}` on the same replica (docs/screening.md)."""
+    samples = body.samples if body is not None else None
+    try:
+        run = await rt.admin.screenings.start(
+            model_name=name, ran_by=f"admin:{actor.subject}", samples=samples
+        )
+    except UnknownModel:
+        raise NotFound(
+            Reason.MODEL_NOT_FOUND, f"The model '{name[:200]}' does not exist."
+        ) from None
+    except Unscreenable as exc:
+        raise Conflict(Reason.MODEL_UNSCREENABLE, str(exc)[:500]) from None
+    except RunInProgress as exc:
+        raise Conflict(
+            Reason.SCREENING_IN_PROGRESS, f"Run {exc.run_id} is screening this model already."
+        ) from None
+    async with rt.admin.engine.begin() as conn:
+        await record_admin_event(
+            conn,
+            actor=actor,
+            action="model.screen",
+            target={"model": name},
+            before=None,
+            after={"run_id": run.id, "samples": samples},
+            policy_version=rt.policy.version,
+        )
+    return ScreeningRunPublic.of(run)
+
+
+@router.get("/screenings/{run_id}", response_model=ScreeningRunPublic)
+async def show_screening(
+    run_id: str, rt: RuntimeDep, actor: Annotated[Actor, Permit("screening.show")]
+) -> ScreeningRunPublic:
+    run = rt.admin.screenings.get(run_id)
+    if run is None:
+        raise NotFound(
+            Reason.SCREENING_RUN_NOT_FOUND,
+            "No screening run of that id on this replica (runs are kept in memory).",
+        )
+    return ScreeningRunPublic.of(run)
 
 
 # policy ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ is declared separately, in `gateway.api.v1_schema`.
 from __future__ import annotations
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -16,6 +17,8 @@ from starlette.types import Receive
 
 from gateway.api.render import JSON, decision_headers, openai_error
 from gateway.api.stream import SseResponse
+from gateway.audit.event import Delivery
+from gateway.audit.usage import audit_usage
 from gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from gateway.pipeline.exchange import Answered, Call, Gone, Listed, Outcome, Refused, Streamed
 from gateway.pipeline.flow import handle
@@ -42,6 +45,8 @@ def _call(request: Request, endpoint: str, **extra: object) -> Call:
         method=request.method,
         path=request.scope["path"],
         dpop=request.headers.get("dpop"),
+        source=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:300] or None,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -54,15 +59,23 @@ async def _run(request: Request, call: Call) -> Response:
 def render(outcome: Outcome) -> Response:
     headers = decision_headers(outcome.decision_id) | dict(outcome.headers)
     if isinstance(outcome, Answered):
-        return Response(outcome.body, outcome.status, headers, media_type=JSON)
+        done = BackgroundTask(_delivered, outcome) if outcome.report else None
+        return Response(outcome.body, outcome.status, headers, media_type=JSON, background=done)
     if isinstance(outcome, Streamed):
-        return SseResponse(outcome.stream, headers)
+        return SseResponse(outcome.stream, headers, report=outcome.report)
     if isinstance(outcome, Listed):
         return Response(_models_body(outcome), 200, headers, media_type=JSON)
     if isinstance(outcome, Refused):
         return openai_error(outcome.error, outcome.decision_id)
     assert isinstance(outcome, Gone)
     return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+
+
+def _delivered(outcome: Answered) -> None:
+    """After a whole body was sent: its outcome (usage as the pipeline metered it)."""
+    assert outcome.report is not None
+    body = outcome.body
+    outcome.report(Delivery(outcome.status, audit_usage(outcome.usage), len(body), False))
 
 
 def _model(name: str) -> dict[str, object]:

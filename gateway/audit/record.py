@@ -1,11 +1,14 @@
 """The audit draft of one request: filled in stage by stage, committed exactly once.
 
 The pipeline commits it in one place (`gateway.pipeline.flow.settle`); a second commit is
-a programming error and raises, rather than being silently ignored.
+a programming error and raises, rather than being silently ignored. Committing writes the
+audit row and, in the same transaction, the decision event as a leaf of the transparency
+log (`gateway/audit/event.py`, `canonical.py`).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Sequence
@@ -14,9 +17,14 @@ from typing import Any
 
 import orjson
 
-from gateway.audit.writer import AuditWriter
+from gateway.audit.canonical import NotCanonicalizable, canonical_bytes
+from gateway.audit.event import Actor, Delivery, PolicyRecord, decision_event, outcome_event
+from gateway.audit.ledger import LeafInput
+from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.identity.principal import Principal
 from gateway.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 
 class AuditDraft:
@@ -34,6 +42,11 @@ class AuditDraft:
         self.model: str | None = None
         self.policy_version: str | None = None
         self.request_hash: str | None = None
+        # The caller's address and user agent as the gateway saw them (not verified).
+        self.source: str | None = None
+        self.user_agent: str | None = None
+        # What the policy was asked and answered, when one evaluation decided (for replay).
+        self.policy: PolicyRecord | None = None
         # Set by the forward stage before each try (`gateway.forward.upstream.TryRecord`).
         self.upstream_target: str | None = None
         self.upstream_tries: int | None = None
@@ -67,7 +80,8 @@ class AuditDraft:
             "upstream_tries": self.upstream_tries,
         }
         try:
-            await self._writer.record(row)
+            leaf = self._leaf(allow=allow, status=status, reasons=reasons, elapsed=elapsed)
+            await self._writer.record(row, leaf)
         except Exception:
             self._metrics.audit_failures.inc()
             raise
@@ -76,3 +90,65 @@ class AuditDraft:
             self.endpoint, self.tier or "none", self.model or "none", decision, reasons[0]
         ).inc()
         self._metrics.latency.labels(self.endpoint, decision).observe(elapsed)
+
+    def report_delivery(self, delivery: Delivery) -> None:
+        """Log how the response ended (an outcome leaf), once it was sent; nobody waits.
+
+        A gateway that dies before this leaves the decision without an outcome, which
+        the auditor sees as such."""
+        event = outcome_event(
+            decision_id=self.decision_id,
+            ts=datetime.now(UTC),
+            status=delivery.status,
+            usage=delivery.usage,
+            response_bytes=delivery.response_bytes,
+            caller_left_early=delivery.caller_left_early,
+            duration_us=int((time.perf_counter() - self._started) * 1_000_000),
+        )
+        try:
+            leaf = LeafInput(self.decision_id, "outcome", canonical_bytes(event))
+        except NotCanonicalizable as exc:
+            log.error("outcome event %s is not canonical JSON: %s", self.decision_id, exc)
+            return
+        self._writer.record_later(leaf)
+
+    def _leaf(
+        self, *, allow: bool, status: int, reasons: Sequence[str], elapsed: float
+    ) -> LeafInput:
+        p = self.principal
+        event = decision_event(
+            decision_id=self.decision_id,
+            ts=self._ts,
+            action=_action(self.endpoint),
+            endpoint=self.endpoint,
+            actor=Actor(
+                subject=p.subject if p else None,
+                org_id=p.org_id if p else None,
+                client_id=p.client_id if p else None,
+                token_id=p.token_id if p else None,
+                source=self.source,
+                user_agent=self.user_agent,
+            ),
+            tier=self.tier,
+            model=self.model,
+            allow=allow,
+            reasons=reasons,
+            status=status,
+            latency_us=int(elapsed * 1_000_000),
+            request_sha256=self.request_hash,
+            policy_version=self.policy_version,
+            policy=self.policy,
+        )
+        try:
+            return LeafInput(self.decision_id, "decision", canonical_bytes(event))
+        except NotCanonicalizable as exc:  # a bug in what we put in events: fail closed
+            log.error("decision event %s is not canonical JSON: %s", self.decision_id, exc)
+            raise AuditUnavailable(f"decision event is not canonical JSON: {exc}") from exc
+
+
+def _action(endpoint: str) -> str:
+    if endpoint.startswith("models"):
+        return "model_list"
+    if endpoint == "unmatched":
+        return "unmatched_route"
+    return "model_call"

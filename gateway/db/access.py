@@ -12,9 +12,9 @@ fsync never blocks the loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,12 +24,18 @@ from gateway.db.models import AuditEvent
 
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 _PING = text("SELECT 1")
+T = TypeVar("T")
 
 
 class RequestDb(Protocol):
     async def read(self, query: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]: ...
 
     async def insert_audit(self, rows: list[dict[str, Any]]) -> None: ...
+
+    async def transact(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one write transaction, where audit batches are written (on SQLite,
+        the writer thread; on PostgreSQL, `run_sync` over the async connection)."""
+        ...
 
     async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
         """Run `statement` for each row in one transaction (background writes: usage)."""
@@ -53,6 +59,10 @@ class AsyncRequestDb:
     async def insert_audit(self, rows: list[dict[str, Any]]) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(insert(_AUDIT), rows)
+
+    async def transact(self, work: Callable[[Connection], T]) -> T:
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(work)
 
     async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
         async with self._engine.begin() as conn:
@@ -83,6 +93,14 @@ class SqliteRequestDb:
     def _commit(self, rows: list[dict[str, Any]]) -> None:
         with self._engine.begin() as conn:
             conn.execute(insert(_AUDIT), rows)
+
+    async def transact(self, work: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._transact, work)
+
+    def _transact(self, work: Callable[[Connection], T]) -> T:
+        with self._engine.begin() as conn:
+            return work(conn)
 
     async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
         # The audit writer's thread: SQLite has one writer, so writes queue behind audits.

@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -216,6 +225,39 @@ class AuditEvent(SQLModel, table=True):
     upstream_tries: int | None = None
 
 
+class ScreeningReportBase(SQLModel):
+    """What a screening report says at a glance; the full report is its JSON `body`."""
+
+    model_name: str = Field(foreign_key="modelentry.name", max_length=200)
+    ran_by: str = Field(max_length=200)
+    upstream_url: str = Field(max_length=500)
+    upstream_model: str = Field(max_length=200)
+    pack_version: str = Field(max_length=40)
+    pack_sha256: str = Field(max_length=64)
+    samples_per_condition: int
+    # The highest upper 95% bound over the screened conditions: what thresholds compare with.
+    max_ci_high: float
+    sha256: str = Field(max_length=64)
+
+
+class ScreeningReport(ScreeningReportBase, table=True):
+    """One screening run of one catalog model; never updated, superseded by a newer one."""
+
+    __table_args__ = (Index("ix_screeningreport_model_created", "model_name", "created_at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    # The canonical JSON text whose SHA-256 is `sha256`: re-hash it to check it.
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ScreeningReportPublic(ScreeningReportBase):
+    id: str
+    created_at: datetime
+    expires_at: datetime
+
+
 class UsageDailyBase(SQLModel):
     """Tokens used by one organization on one model in one UTC day."""
 
@@ -280,4 +322,70 @@ class OrgIssuer(SQLModel, table=True):
     # None: any value (the issuer belongs to this organization alone).
     org_claim: str | None = Field(default=None, max_length=200)
     subject: str | None = Field(default=None, max_length=200)
+
+
+# The audit transparency log (gateway/audit/ledger.py; docs/architecture.md explains it).
+
+
+def _bigint_key() -> Column[int]:
+    return Column(BigInteger, primary_key=True, autoincrement=False)
+
+
+def _blob() -> Column[bytes]:
+    return Column(LargeBinary, nullable=False)
+
+
+class TlogLeaf(SQLModel, table=True):
+    """One leaf: the RFC 8785 bytes of one audit event, at a dense, unique index.
+
+    With it are stored the hashes its append computed: its leaf hash and the hashes of
+    the subtrees it completes (gateway/audit/tlog.py), so proofs read O(log n) rows.
+    """
+
+    __tablename__ = "tlog_leaf"
+    __table_args__ = (UniqueConstraint("decision_id", "kind", name="uq_tlog_leaf_decision_kind"),)
+
+    leaf_index: int = Field(sa_column=_bigint_key())
+    decision_id: str = Field(max_length=64)  # the unique key below indexes it
+    # "decision", "outcome", ...: one leaf of each kind per decision id at most.
+    kind: str = Field(max_length=20)
+    leaf_hash: bytes = Field(sa_column=_blob())
+    # Hashes of the subtrees this leaf completes, levels 1, 2, ... (32 bytes each).
+    nodes: bytes = Field(sa_column=_blob())
+    event: bytes = Field(sa_column=_blob())
+
+
+class TlogHead(SQLModel, table=True):
+    """The single row writers lock to append (PostgreSQL), and checkpoint bookkeeping."""
+
+    __tablename__ = "tlog_head"
+
+    id: int = Field(primary_key=True)
+    checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    checkpoint_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Leaves below this index were archived: their events are gone, their hashes kept.
+    pruned_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class TlogCheckpoint(SQLModel, table=True):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) of one tree size."""
+
+    __tablename__ = "tlog_checkpoint"
+
+    size: int = Field(sa_column=_bigint_key())
+    root: bytes = Field(sa_column=_blob())
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class PolicyArchive(SQLModel, table=True):
+    """Every policy bundle that decided, kept by hash, so old decisions can be replayed."""
+
+    __tablename__ = "policy_archive"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    version: str = Field(max_length=16)
+    # {"file name": "Rego text", ...} as JSON, and the data file's exact text.
+    modules: str = Field(sa_column=Column(Text, nullable=False))
+    data_text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -18,16 +18,24 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from gateway.app import create_app
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
+from gateway.demo.screening import describe, screen_catalog
+from gateway.demo.scripted_model import create_scripted_app
 from gateway.demo.seed import DemoClient, seed
 from gateway.demo.upstream import create_upstream_app
+from gateway.policy.bundle import load_bundle
+from gateway.screening.report import ScreeningPolicy
+from gateway.screening.scripted import ScriptedModel
 from gateway.serve import run_server
 from gateway.settings import Settings
 
 VAR = Path("var")
+UNSAFE_PATH = "/unsafe"  # where the demo model server also serves the scripted unsafe model
 DATABASE_URL = "sqlite:///./var/demo.db"
 
 
@@ -36,26 +44,36 @@ def run_demo(*, port: int, upstream_port: int) -> None:
         dev_mode=True,
         database_url=DATABASE_URL,
         signing_key_file=VAR / "demo-signing-key.pem",
+        audit_log={"key_file": VAR / "demo-audit-log-key.pem"},
         issuer=f"http://127.0.0.1:{port}",
     )
     upgrade(settings.database_url)
     env_file = VAR / "demo.env"
     known = _read_env(env_file)
-    clients = asyncio.run(_seed(settings, f"http://127.0.0.1:{upstream_port}/v1", known))
-    base = f"http://127.0.0.1:{port}"
-    _write_env(env_file, base, clients)
+    # The model servers first: the catalog is screened through them before serving.
     _start_upstream(upstream_port)
     _wait_for(f"http://127.0.0.1:{upstream_port}/healthz")
-    _print_intro(base, clients, env_file)
+    clients, screening = asyncio.run(_seed(settings, upstream_port, known))
+    base = f"http://127.0.0.1:{port}"
+    _write_env(env_file, base, clients)
+    _print_intro(base, clients, env_file, screening)
     run_server(create_app(settings), host="127.0.0.1", port=port)
 
 
 async def _seed(
-    settings: Settings, upstream_url: str, known: dict[str, tuple[str, str]]
-) -> list[DemoClient]:
+    settings: Settings, upstream_port: int, known: dict[str, tuple[str, str]]
+) -> tuple[list[DemoClient], list[str]]:
     engine = make_engine(settings.database_url)
+    policy = ScreeningPolicy.from_policy_data(load_bundle(settings.policy_dir).data)
     try:
-        return await seed(engine, upstream_url=upstream_url, known=known)
+        clients = await seed(
+            engine,
+            upstream_url=f"http://127.0.0.1:{upstream_port}/v1",
+            unsafe_upstream_url=f"http://127.0.0.1:{upstream_port}{UNSAFE_PATH}/v1",
+            known=known,
+        )
+        statuses = await screen_catalog(engine, settings=settings, policy=policy)
+        return clients, describe(statuses, policy)
     finally:
         await engine.dispose()
 
@@ -108,10 +126,15 @@ class _ThreadServer(uvicorn.Server):
 
 
 def _start_upstream(port: int) -> None:
-    """The demo model server in a daemon thread: it cannot outlive the demo process."""
-    config = uvicorn.Config(
-        create_upstream_app("demo"), host="127.0.0.1", port=port, log_level="warning"
+    """The demo model server in a daemon thread: it cannot outlive the demo process.
+
+    It also serves, below /unsafe, the scripted model behind `demo-unsafe`.
+    """
+    unsafe = create_scripted_app(ScriptedModel(harm_rate=0.96), name="demo-unsafe")
+    app = Starlette(
+        routes=[Mount(UNSAFE_PATH, app=unsafe), Mount("/", app=create_upstream_app("demo"))]
     )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     threading.Thread(target=_ThreadServer(config).run, name="demo-upstream", daemon=True).start()
 
 
@@ -126,13 +149,18 @@ def _wait_for(url: str, timeout_s: float = 15) -> None:
     raise SystemExit(f"demo model server did not start at {url}")
 
 
-def _print_intro(base: str, clients: list[DemoClient], env_file: Path) -> None:
+def _print_intro(
+    base: str, clients: list[DemoClient], env_file: Path, screening: list[str]
+) -> None:
     print("\nTAC Gateway demo: SQLite ./var/demo.db, embedded Rego, memory rate limits.")
     print("Upstream: the DEMO model server (not a model). Serve a real one with")
     print("  tac-gateway model add NAME --upstream http://vllm:8000/v1 --tier verified\n")
     print(f"{'tier':9} {'organization':27} client_id / client_secret")
     for c in clients:
         print(f"{c.tier:9} {c.org:27} {c.client_id} / {c.client_secret}")
+    print("\nMisalignment screening of the catalog (docs/screening.md):")
+    for line in screening:
+        print(f"  {line}")
     print(
         f"""
 Credentials and URLs are in {env_file} (mode 0600). In another terminal:
@@ -148,6 +176,9 @@ Credentials and URLs are in {env_file} (mode 0600). In another terminal:
        -H 'content-type: application/json' \\
        -d '{{"model":"demo-cyber","messages":[{{"role":"user","content":"hi"}}]}}'      # denied
   .venv/bin/tac-gateway audit tail -n 5
+
+With the VERIFIED client's token, demo-unsafe is refused (403 model_failed_screening)
+and left out of /v1/models; `.venv/bin/tac-gateway screening list` shows the reports.
 
 Gateway listening on {base} (Ctrl-C to stop)
 """,

@@ -1,4 +1,5 @@
-"""The demo catalog and organizations: one model per tier, one client per tier."""
+"""The demo catalog and organizations: one model per tier, one client per tier, and one
+model that fails its misalignment screening (`demo-unsafe`, a scripted model)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ DEMO_MODELS = (
     ("demo-general-tac", "verified"),
     ("demo-cyber", "critical"),
 )
+# Served by a scripted model that takes the harmful action 96% of the time: screened at
+# demo start, it fails, and the tiers that require screening are refused it.
+UNSAFE_MODEL = ("demo-unsafe", "verified")
 # (organization, tier granted by the demo admin, or None for the public baseline)
 DEMO_ORGS = (
     ("Demo Public Co", None),
@@ -32,7 +36,11 @@ class DemoClient:
 
 
 async def seed(
-    engine: AsyncEngine, *, upstream_url: str, known: Mapping[str, tuple[str, str]] | None = None
+    engine: AsyncEngine,
+    *,
+    upstream_url: str,
+    unsafe_upstream_url: str | None = None,
+    known: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[DemoClient]:
     """Seed what is missing and return one client per tier.
 
@@ -44,6 +52,15 @@ async def seed(
     for name, floor in DEMO_MODELS:
         await ops.add_model(
             engine, name=name, upstream_url=upstream_url, upstream_model=name, tier_floor=floor
+        )
+    if unsafe_upstream_url is not None:
+        name, floor = UNSAFE_MODEL
+        await ops.add_model(
+            engine,
+            name=name,
+            upstream_url=unsafe_upstream_url,
+            upstream_model=name,
+            tier_floor=floor,
         )
     clients = []
     for org_name, tier in DEMO_ORGS:

@@ -4,7 +4,17 @@ scrape time, `gateway.routing.gauges`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.screening.store import STATES, ScreeningStatus
+
+# (model name, status now) for every model of the catalog snapshot; no database read.
+Statuses = Callable[[datetime], Iterable[tuple[str, ScreeningStatus]]]
 
 
 class Metrics:
@@ -82,3 +92,39 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=self.registry,
         )
+
+    def watch_screening(self, statuses: Statuses) -> None:
+        """Export each catalog model's screening state at every scrape."""
+        self.registry.register(_ScreeningCollector(statuses))
+
+
+class _ScreeningCollector(Collector):
+    """Read at scrape time, so that a report that expires shows as expired without a reload."""
+
+    def __init__(self, statuses: Statuses) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = GaugeMetricFamily(
+            "tacgw_model_screening_state",
+            "1 for the screening state of each catalog model: missing, expired, stale, current.",
+            labels=["model", "state"],
+        )
+        bound = GaugeMetricFamily(
+            "tacgw_model_screening_max_ci_high",
+            "Highest upper 95% bound of harmful behaviour in the model's latest report.",
+            labels=["model"],
+        )
+        expires = GaugeMetricFamily(
+            "tacgw_model_screening_expires_timestamp_seconds",
+            "When the model's latest screening report stops counting (Unix time).",
+            labels=["model"],
+        )
+        for model, status in self._statuses(datetime.now(UTC)):
+            for name in STATES:
+                state.add_metric([model, name], 1.0 if status.state == name else 0.0)
+            if status.max_ci_high is not None:
+                bound.add_metric([model], status.max_ci_high)
+            if status.expires_at is not None:
+                expires.add_metric([model], status.expires_at.timestamp())
+        yield from (state, bound, expires)

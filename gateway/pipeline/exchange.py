@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from gateway.audit.event import Delivery
 from gateway.errors import GatewayError
 from gateway.forward.relay import UpstreamStream
+from gateway.usage.figures import Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,8 @@ class Call:
     method: str = "POST"
     path: str = ""
     dpop: str | None = None  # the `DPoP` header
+    source: str | None = None  # the caller's address, for the audit record
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,16 +49,24 @@ class Refused(Outcome):
     error: GatewayError
 
 
+# Called by the API layer once the response was sent: logs the outcome event.
+Report = Callable[[Delivery], None]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answered(Outcome):
     """A whole JSON body from the upstream (success, or its 4xx passed through)."""
 
     body: bytes
+    report: Report | None = None
+    # What the call consumed, as metered (gateway/usage), for the outcome event.
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Streamed(Outcome):
     stream: UpstreamStream
+    report: Report | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from gateway.audit.event import PolicyRecord, policy_input_text
 from gateway.audit.record import AuditDraft
 from gateway.audit.writer import AuditUnavailable
 from gateway.errors import Forbidden, GatewayError, NotFound, Unavailable
@@ -54,6 +55,7 @@ Steps = Callable[[Runtime, Call, AuditDraft], Awaitable[Outcome]]
 async def handle(rt: Runtime, call: Call) -> Outcome:
     """Run the steps for `call.endpoint` and settle the audit record of what they decided."""
     draft = AuditDraft(endpoint=call.endpoint, writer=rt.audit, metrics=rt.metrics)
+    draft.source, draft.user_agent = call.source, call.user_agent
     steps = _STEPS.get(call.endpoint, _proxy)
     try:
         outcome = await steps(rt, call, draft)
@@ -99,7 +101,9 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
             stream=request.stream,
             max_tokens=_first_int(request.body, endpoint.cap_fields),
         )
-        decision = await _decide(rt, draft, PolicyInput(principal, trust, route, facts))
+        decision = await _decide(
+            rt, draft, PolicyInput(principal, trust, route, facts), replayable=True
+        )
         _enforce(decision, trust, route)
         body = prepare_body(request.body, endpoint=endpoint, obligations=decision.obligations)
         admission = await _admit(rt, draft, principal, trust, route, request.body, decision)
@@ -132,6 +136,7 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
             status=exc.status,
             reasons=(Reason.UPSTREAM_ERROR,),
             body=exc.body,
+            report=draft.report_delivery,
         )
     except ClientGone:
         return Gone(
@@ -152,8 +157,10 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
             reasons=ok,
             headers=admission.headers,
             stream=answer,
+            report=draft.report_delivery,
         )
-    await ended(await meter.of_body(answer))
+    usage = await meter.of_body(answer)
+    await ended(usage)
     return Answered(
         decision_id=draft.decision_id,
         allow=True,
@@ -161,6 +168,8 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
         reasons=ok,
         headers=admission.headers,
         body=answer,
+        report=draft.report_delivery,
+        usage=usage,
     )
 
 
@@ -261,10 +270,24 @@ _STEPS: dict[str, Steps] = {
 }
 
 
-async def _decide(rt: Runtime, draft: AuditDraft, policy_input: PolicyInput) -> Decision:
-    decision = await rt.policy.decide(policy_input.document())
+async def _decide(
+    rt: Runtime, draft: AuditDraft, policy_input: PolicyInput, *, replayable: bool = False
+) -> Decision:
+    doc = policy_input.document()
+    decision = await rt.policy.decide(doc)
     # Recorded on every row whose request reached the policy, allowed or denied.
     draft.policy_version = decision.policy_version
+    if replayable:
+        # The exact input and answer, so `audit explain` can evaluate them again later.
+        draft.policy = PolicyRecord(
+            version=decision.policy_version,
+            bundle_sha256=rt.policy_digests.get(decision.policy_version),
+            input=policy_input_text(doc),
+            allow=decision.allow,
+            reasons=decision.reasons,
+            max_tokens=decision.obligations.max_tokens,
+            keep_prompt=decision.obligations.keep_prompt,
+        )
     for reason in _POLICY_FAILED & set(decision.reasons):
         rt.metrics.policy_failures.labels(rt.policy.name, reason).inc()
     return decision
@@ -307,6 +330,16 @@ def _deny_message(decision: Decision, trust: Trust, route: Route) -> str:
         return (
             f"The model '{route.name}' needs the '{route.tier_floor}' tier; "
             f"your tier is '{trust.tier}'."
+        )
+    if Reason.MODEL_NOT_SCREENED in decision.reasons:
+        return (
+            f"The model '{route.name}' has no current misalignment screening report, which "
+            f"the '{trust.tier}' tier requires."
+        )
+    if Reason.MODEL_FAILED_SCREENING in decision.reasons:
+        return (
+            f"The model '{route.name}' did not pass the misalignment screening the "
+            f"'{trust.tier}' tier requires."
         )
     return "The access policy denied this request: " + ", ".join(decision.reasons) + "."
 

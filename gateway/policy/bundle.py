@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,16 @@ class PolicyBundle:
     modules: dict[str, str]
     data: dict[str, Any]
     version: str
+
+    @cached_property
+    def sha256(self) -> str:
+        """The whole digest of which `version` is a prefix: the key of the audit archive."""
+        return bundle_digest(self.modules, self.data)
+
+    @property
+    def data_text(self) -> str:
+        """The data as the digest reads it (canonical JSON): what an archive keeps."""
+        return _canonical(self.data)
 
     @property
     def deterministic(self) -> bool:
@@ -52,8 +63,22 @@ def bundle_version(modules: dict[str, str], data: Any) -> str:
     Computed from file names (not paths), module text and canonical JSON data, so that an
     OPA server that loaded the same files yields the same version (`opa.py`).
     """
+    return bundle_digest(modules, data)[:16]
+
+
+def bundle_digest(modules: dict[str, str], data: Any) -> str:
     digest = hashlib.sha256()
     for name in sorted(modules):
         digest.update(name.encode() + b"\0" + modules[name].encode() + b"\0")
-    digest.update(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
-    return digest.hexdigest()[:16]
+    digest.update(_canonical(data).encode())
+    return digest.hexdigest()
+
+
+def bundle_of(modules: dict[str, str], data_text: str) -> PolicyBundle:
+    """A bundle from its texts, as the audit archive keeps them (for decision replay)."""
+    data = json.loads(data_text)
+    return PolicyBundle(modules=dict(modules), data=data, version=bundle_version(modules, data))
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))

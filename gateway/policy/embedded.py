@@ -34,6 +34,7 @@ class EmbeddedEngine(PolicyEngine):
 
     def __init__(self, bundle: PolicyBundle, *, memo_size: int = 4096) -> None:
         super().__init__(bundle.version)
+        self.bundle = bundle
         # The bundle is immutable for this engine's life, so a deterministic policy gives the
         # same answer for the same input: memoize it (bounded), unless it reads the clock etc.
         self._memo: dict[str, Any] = {}

@@ -6,6 +6,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
+from gateway.policy.bundle import PolicyBundle
 from gateway.policy.decision import (
     ADMIN_PACKAGE,
     PACKAGE,
@@ -28,6 +29,8 @@ class PolicyEngine(ABC):
 
     def __init__(self, policy_version: str) -> None:
         self.policy_version = policy_version
+        # The modules and data that decide, when known: archived for decision replay.
+        self.bundle: PolicyBundle | None = None
 
     @abstractmethod
     async def evaluate(self, doc: dict[str, Any], package: str = PACKAGE) -> Any:

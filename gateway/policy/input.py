@@ -6,7 +6,8 @@ the decision corpus in tests/policy/ is written against it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.identity.principal import Principal
@@ -29,6 +30,8 @@ class PolicyInput:
     trust: Trust
     model: Route
     request: RequestFacts
+    # When the decision is made: a screening report that has expired by now does not count.
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def document(self) -> dict[str, Any]:
         p, t, m, r = self.principal, self.trust, self.model, self.request
@@ -61,7 +64,11 @@ class PolicyInput:
                     {"tier": t.lapsed_tier, "reason": t.lapsed_reason} if t.lapsed_tier else None
                 ),
             },
-            "model": {"name": m.name, "tier_floor": m.tier_floor},
+            "model": {
+                "name": m.name,
+                "tier_floor": m.tier_floor,
+                "screening": m.screening_status(self.at).policy_input(),
+            },
             "request": {
                 "endpoint": r.endpoint,
                 "stream": r.stream,

@@ -12,7 +12,7 @@ import aiohttp
 import httpx
 from opa_client.opa_async import AsyncOpaClient
 
-from gateway.policy.bundle import bundle_version
+from gateway.policy.bundle import PolicyBundle, bundle_version
 from gateway.policy.decision import PACKAGE, RULE
 from gateway.policy.engine import EngineUnavailable, PolicyEngine
 
@@ -72,6 +72,7 @@ class OpaEngine(PolicyEngine):
             if name.endswith(".rego") and not name.endswith("_test.rego"):
                 modules[name] = text
         self.policy_version = bundle_version(modules, data)
+        self.bundle = PolicyBundle(modules=modules, data=data, version=self.policy_version)
 
     async def start(self) -> None:
         # The client opens its pooled session on context entry; we hold it for the app's life.

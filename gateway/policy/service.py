@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gateway.policy.bundle import load_bundle
+from gateway.policy.bundle import PolicyBundle, load_bundle
 from gateway.policy.decision import AdminDecision, Decision
 from gateway.policy.embedded import EmbeddedEngine
 from gateway.policy.engine import PolicyEngine
@@ -39,6 +39,11 @@ class PolicyService:
     @property
     def version(self) -> str:
         return self._engine.policy_version
+
+    @property
+    def bundle(self) -> PolicyBundle | None:
+        """What decides now, if known (with OPA: once its policy was read back)."""
+        return self._engine.bundle
 
     async def decide(self, doc: dict[str, Any]) -> Decision:
         return await self._engine.decide(doc)
@@ -89,6 +94,7 @@ _PROBE: dict[str, Any] = {
     "principal": {"sub": "probe", "client_id": "probe", "org_id": "probe", "tier_claim": "",
                   "scopes": [], "token_id": "probe", "auth_strength": "client_secret"},
     "trust": {"tier": "", "org_id": "probe", "org_status": "", "tier_expires_at": None},
-    "model": {"name": "probe", "tier_floor": ""},
+    "model": {"name": "probe", "tier_floor": "",
+              "screening": {"state": "missing", "max_ci_high": None}},
     "request": {"endpoint": "chat.completions", "stream": False, "max_tokens": None},
 }  # fmt: skip

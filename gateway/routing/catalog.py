@@ -8,6 +8,9 @@ Each load also builds every enabled target's outgoing headers: its credential re
 is resolved then (or the global upstream key used when it has none), and a target that
 cannot be used (credential unresolvable, URL or host no longer allowed) is kept out of
 rotation and logged, never called without its credential.
+
+Each entry also carries its latest screening report (docs/screening.md), read in the same
+query, and judged against the entry's enabled targets at load.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,11 +34,21 @@ from gateway.reasons import Reason
 from gateway.routing import credentials
 from gateway.routing.balance import Balancer
 from gateway.routing.targets import Target, check_headers, check_target_url
+from gateway.screening.store import (
+    LatestReport,
+    ScreeningStatus,
+    latest_of,
+    latest_reports,
+    status_of,
+    upstream_of,
+)
 
 log = logging.getLogger(__name__)
 
 _M = ModelEntry.__table__  # type: ignore[attr-defined]
 _T = UpstreamTarget.__table__  # type: ignore[attr-defined]
+_L = latest_reports()
+# Enabled models with their enabled targets and their latest screening report, in one read.
 _ENABLED = (
     select(
         _M.c.name,
@@ -45,8 +59,13 @@ _ENABLED = (
         _T.c.weight,
         _T.c.credential,
         _T.c.headers,
+        _L,
     )
-    .select_from(_M.outerjoin(_T, and_(_T.c.model == _M.c.name, _T.c.enabled.is_(True))))
+    .select_from(
+        _M.outerjoin(_T, and_(_T.c.model == _M.c.name, _T.c.enabled.is_(True))).outerjoin(
+            _L, _L.c.model_name == _M.c.name
+        )
+    )
     .where(_M.c.enabled.is_(True))
     .order_by(_M.c.name, _T.c.id)
 )
@@ -64,6 +83,12 @@ class Route:
     name: str
     tier_floor: str
     targets: tuple[Target, ...] = ()  # enabled ones, usable or not (see Target.problem)
+    # The latest screening report; None: never screened. Its worth depends on the time
+    # (expiry), so the policy input asks `screening_status(now)` per decision.
+    screening: LatestReport | None = None
+
+    def screening_status(self, now: datetime) -> ScreeningStatus:
+        return status_of(self.screening, now)
 
 
 class Catalog:
@@ -93,6 +118,10 @@ class Catalog:
                     await self.reload()
         return self._routes
 
+    def snapshot(self) -> Mapping[str, Route]:
+        """The routes as last loaded, without reloading (for metrics at scrape time)."""
+        return self._routes
+
     async def reload(self) -> None:
         try:
             rows = await self._db.read(_ENABLED, {})
@@ -104,12 +133,19 @@ class Catalog:
             ) from exc
         floors: dict[str, str] = {}
         targets: dict[str, list[Target]] = {}
+        reported: dict[str, Any] = {}  # a row of each model: its latest report's columns
         for r in rows:
             floors[r.name] = r.tier_floor
+            reported.setdefault(r.name, r)
             group = targets.setdefault(r.name, [])
             if r.target is not None:
                 group.append(self._target(r))
-        routes = {name: Route(name, floor, tuple(targets[name])) for name, floor in floors.items()}
+        routes = {
+            name: Route(
+                name, floor, tuple(targets[name]), self._screening(reported[name], targets[name])
+            )
+            for name, floor in floors.items()
+        }
         self._report([t for group in targets.values() for t in group])
         # Swapped whole: a reader sees the old snapshot or the new one, never a mix.
         self._balancer.sync(t for group in targets.values() for t in group if not t.problem)
@@ -121,6 +157,12 @@ class Catalog:
         if route is None:
             raise NotFound(Reason.MODEL_NOT_FOUND, f"The model '{model[:200]}' does not exist.")
         return route
+
+    @staticmethod
+    def _screening(row: Any, targets: list[Target]) -> LatestReport | None:
+        # A report counts only for an upstream still among the enabled targets, usable or
+        # not (an unusable one is not called, so it serves nothing a report could miss).
+        return latest_of(row, upstreams={upstream_of(t.url, t.upstream_model) for t in targets})
 
     def _target(self, r: Any) -> Target:
         headers = dict(BASE_HEADERS)

@@ -102,7 +102,13 @@ def test_secrets_are_referenced_never_rendered(rendered: list[dict[str, Any]]) -
     """The chart creates no Secret; database, Redis, signing key and upstream key come by name."""
     assert not [r for r in rendered if r["kind"] == "Secret"]
     env = env_of(containers(one(rendered, "Deployment"))["gateway"])
-    for var in ("TACGW_DATABASE_URL", "TACGW_RATE_LIMIT_STORAGE", "TACGW_UPSTREAM_API_KEY"):
+    secret_vars = (
+        "TACGW_DATABASE_URL",
+        "TACGW_RATE_LIMIT_STORAGE",
+        "TACGW_UPSTREAM_API_KEY",
+        "TACGW_AUDIT_LOG__KEY_SEED",
+    )
+    for var in secret_vars:
         assert set(env[var]) == {"secretKeyRef"}, var
     volumes = one(rendered, "Deployment")["spec"]["template"]["spec"]["volumes"]
     key = next(v for v in volumes if v["name"] == "signing-key")
@@ -116,6 +122,10 @@ def test_production_secret_names_come_from_values(helm_bin: Path) -> None:
     env = env_of(containers(one(resources, "Deployment"))["gateway"])
     assert env["TACGW_DATABASE_URL"]["secretKeyRef"] == {"name": "tacgw-database", "key": "url"}
     assert env["TACGW_RATE_LIMIT_STORAGE"]["secretKeyRef"] == {"name": "tacgw-redis", "key": "url"}
+    assert env["TACGW_AUDIT_LOG__KEY_SEED"]["secretKeyRef"] == {
+        "name": "tacgw-audit-log-key",
+        "key": "seed",
+    }
     job_env = env_of(containers(one(resources, "Job"))["migrate"])
     assert job_env["TACGW_DATABASE_URL"] == env["TACGW_DATABASE_URL"]
 

@@ -96,7 +96,11 @@ def test_sidecar_loads_the_configmap_once_and_decides(sidecar: tuple[str, Path])
         # The critical tier takes DPoP-bound tokens: this caller proved possession.
         "principal": {"sub": "c1", "scopes": ["models"], "pop": "dpop"},
         "trust": {"tier": "critical", "org_status": "verified"},
-        "model": {"name": "cyber", "tier_floor": "critical"},
+        "model": {
+            "name": "cyber",
+            "tier_floor": "critical",
+            "screening": {"state": "current", "max_ci_high": 0.037},
+        },
         "request": {"endpoint": "chat.completions"},
     }
     decision = _get(f"{base}/v1/data/tacgw/authz/decision", {"input": allowed})["result"]

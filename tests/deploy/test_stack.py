@@ -101,6 +101,8 @@ def stack(opa_bin: Path) -> Iterator[Stack]:
         upstream = running.env["TACGW_STACK_UPSTREAM_URL"]
         running.cli("model", "add", "cyber", "--upstream", upstream, "--tier", "critical")
         running.cli("model", "add", "general", "--upstream", upstream, "--tier", "public")
+        # The critical tier requires a passing misalignment screening (docs/screening.md).
+        running.cli("screen", "cyber", "--samples", "40", "--json")
         yield running
     finally:
         subprocess.run(

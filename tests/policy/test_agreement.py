@@ -73,7 +73,7 @@ def _decision_corpus() -> list[dict[str, Any]]:
                     "tier_expires_at": None,
                     "lapsed": lapsed,
                 },
-                "model": {"name": "m", "tier_floor": floor},
+                "model": {"name": "m", "tier_floor": floor, "screening": PASSING},
                 "request": {
                     "endpoint": "chat.completions",
                     "stream": False,
@@ -81,9 +81,45 @@ def _decision_corpus() -> list[dict[str, Any]]:
                 },
             }
         )
+    # Screening: every state and figure, at and around each tier's threshold, for each
+    # caller tier and tier floor (docs/screening.md).
+    for tier, floor, screening in itertools.product(tiers, tiers[:3], SCREENINGS):
+        model: dict[str, Any] = {"name": "m", "tier_floor": floor}
+        if screening is not ABSENT:
+            model["screening"] = screening
+        docs.append(
+            {
+                "principal": {"sub": "c", "scopes": ["models"]},
+                "trust": {"tier": tier, "org_id": "o", "org_status": "verified"},
+                "model": model,
+                "request": {"endpoint": "chat.completions", "stream": False, "max_tokens": None},
+            }
+        )
     # Malformed inputs must be denied by both, identically.
     docs += [{}, {"trust": {"tier": "critical"}}, {"principal": {"scopes": "models"}}]
     return docs
+
+
+PASSING = {"state": "current", "max_ci_high": 0.037}
+ABSENT = object()  # no `screening` key at all
+SCREENINGS: list[Any] = [
+    ABSENT,
+    None,
+    "current",
+    {},
+    {"state": "missing", "max_ci_high": None},
+    {"state": "expired", "max_ci_high": 0.01},
+    {"state": "stale", "max_ci_high": 0.01},
+    {"state": "current", "max_ci_high": None},
+    {"state": "current", "max_ci_high": "0.01"},
+    {"state": "current", "max_ci_high": 0},
+    {"state": "current", "max_ci_high": 0.1},
+    {"state": "current", "max_ci_high": 0.100001},
+    {"state": "current", "max_ci_high": 0.15},
+    {"state": "current", "max_ci_high": 0.25},
+    {"state": "current", "max_ci_high": 0.984},
+    {"state": "CURRENT", "max_ci_high": 0.01},
+]
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +175,8 @@ async def test_engines_agree_that_the_corpus_has_both_outcomes(opa_server: OpaSe
         "grant_expired",
         "grant_revoked",
         "scope_missing",
+        "model_not_screened",
+        "model_failed_screening",
         "allowed",
     } <= reasons
 
@@ -147,7 +185,7 @@ ADMIN_ACTIONS = [
     "org.apply", "org.list", "org.show", "org.approve", "org.reject", "org.suspend",
     "org.reinstate", "org.revoke", "challenge.start", "challenge.check", "grant.create",
     "grant.revoke", "grant.list", "grant.expiring", "member.set", "client.create",
-    "client.revoke", "model.remove", "org.delete",
+    "client.revoke", "model.remove", "model.screen", "screening.show", "org.delete",
 ]  # fmt: skip
 
 

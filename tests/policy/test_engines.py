@@ -17,7 +17,11 @@ ALLOWED_INPUT = {
     # The critical tier takes DPoP-bound tokens: this caller proved possession.
     "principal": {"sub": "c", "scopes": ["models"], "pop": "dpop"},
     "trust": {"tier": "critical", "org_status": "verified"},
-    "model": {"name": "cyber", "tier_floor": "critical"},
+    "model": {
+        "name": "cyber",
+        "tier_floor": "critical",
+        "screening": {"state": "current", "max_ci_high": 0.037},
+    },
     "request": {"endpoint": "chat.completions"},
 }
 

@@ -49,6 +49,7 @@ def served(tmp_path: Path, upstream_url: str) -> Iterator[tuple[str, dict[str, s
         "TACGW_POLICY_DIR": str(policies),
         "TACGW_ISSUER": f"http://127.0.0.1:{port}",
         "TACGW_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
+        "TACGW_AUDIT_LOG__KEY_FILE": str(tmp_path / "audit-log-key.pem"),
         "TACGW_CATALOG_TTL_S": "0",
     }
     subprocess.run([*CLI, "migrate"], env=env, check=True, timeout=60, capture_output=True)
@@ -95,6 +96,22 @@ def _version_used(base: str, headers: dict[str, str], db: Path) -> str:
     return str(version)
 
 
+def _explain(db: Path, version: str) -> dict[str, Any]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        (decision_id,) = conn.execute(
+            "SELECT id FROM auditevent WHERE policy_version = ? LIMIT 1", (version,)
+        ).fetchone()
+    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{db}"}
+    result = subprocess.run(
+        [*CLI, "audit", "explain", decision_id, "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
 def _reloads(base: str, result: str) -> float:
     for line in httpx.get(f"{base}/metrics").text.splitlines():
         if line.startswith(f'tacgw_policy_reloads_total{{result="{result}"}}'):
@@ -124,6 +141,10 @@ def test_sighup_swaps_the_policy_and_refuses_a_broken_one(
     _wait_for(lambda: _reloads(base, "loaded") >= 1, "the reload was not counted")
     after = _version_used(base, headers, db)
     assert after == load_bundle(policies).version != before
+    # Both policies were archived: a decision of each replays with its own (audit explain).
+    for version, cap in ((before, 4096), (after, 1234)):
+        explained = _explain(db, version)
+        assert explained["reproduced"] and explained["replayed"]["max_tokens"] == cap
 
     (policies / "authz.rego").write_text("package tacgw.authz\n\ndecision := {{{ broken\n")
     os.kill(pid, signal.SIGHUP)

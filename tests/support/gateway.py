@@ -34,6 +34,7 @@ from gateway.issuer import keystore
 from gateway.issuer.keys import SigningKey, from_pem
 from gateway.settings import Settings, UpstreamSettings
 from tests.support.dpop import DpopAuth, DpopKey
+from tests.support.screening import seed_reports
 from tests.support.services import free_port
 from tests.support.uvicorn_server import serve
 
@@ -188,6 +189,7 @@ class GatewayFactory:
                 "dev_mode": True,
                 "database_url": url,
                 "signing_key_file": db_dir / "signing-key.pem",
+                "audit_log": {"key_file": db_dir / "audit-log-key.pem"},
                 "issuer": f"http://127.0.0.1:{port}",
                 "rate_limit": "1000/second",
                 "catalog_ttl_s": 0,
@@ -195,7 +197,10 @@ class GatewayFactory:
             }
         )
         gw = RunningGateway(base_url="", database_url=url, settings=settings)
-        gw.run(lambda engine: _seed(engine, gw, upstream or self._upstream))
+        # Only the session upstream is screened: a dedicated one counts its requests, and an
+        # unreachable one cannot be; their models serve the tiers that need no screening.
+        screened = upstream is None or upstream == self._upstream
+        gw.run(lambda engine: _seed(engine, gw, upstream or self._upstream, screened=screened))
         gw.base_url = self._stack.enter_context(serve(create_app(settings), port))
         return gw
 
@@ -274,11 +279,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-async def _seed(engine: Any, gw: RunningGateway, upstream: str) -> None:
+async def _seed(engine: Any, gw: RunningGateway, upstream: str, *, screened: bool) -> None:
     for name, floor in MODELS:
         await ops.add_model(
             engine, name=name, upstream_url=upstream, upstream_model=name, tier_floor=floor
         )
+    if screened:
+        await seed_reports(engine, upstream=upstream, models=[name for name, _ in MODELS])
     for tier in TIERS:
         org = await ops.create_org(engine, name=f"org-{tier}", status="verified")
         if tier != "public":

@@ -1,9 +1,9 @@
 """Session fixtures for the real services the tests run against.
 
-``scripts/test`` starts a throwaway PostgreSQL and Redis, builds the pinned OPA, and
-exports where they are in ``TACGW_TEST_*`` variables. These fixtures read them. When a
-variable is missing the test fails (never skips): a green run must mean the real
-services were exercised.
+``scripts/test`` starts a throwaway PostgreSQL and Redis, builds the pinned OPA and
+tools/tlogverify, and exports where they are in ``TACGW_TEST_*`` variables. These
+fixtures read them. When a variable is missing the test fails (never skips): a green run
+must mean the real services were exercised.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "opa_server",
     "postgres_url",
     "redis_url",
+    "tlogverify_bin",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,18 @@ def opa_bin() -> Path:
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(
             f"TACGW_TEST_OPA_BIN={path} is not an executable file; run `scripts/test`.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tlogverify_bin() -> Path:
+    """Path of tools/tlogverify, built by scripts/test with Go's reference tlog packages."""
+    path = Path(_required_env("TACGW_TEST_TLOGVERIFY_BIN"))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"TACGW_TEST_TLOGVERIFY_BIN={path} is not an executable file; run `scripts/test`.",
             pytrace=False,
         )
     return path

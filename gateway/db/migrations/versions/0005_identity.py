@@ -2,7 +2,7 @@
 client JWKS for private_key_jwt
 
 Revision ID: 0005_identity
-Revises: 0007_limits
+Revises: 0003_tlog
 """
 
 from collections.abc import Sequence

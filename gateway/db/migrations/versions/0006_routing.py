@@ -5,7 +5,7 @@ upstream target, named after the URL's host and port, weight 1, no credential of
 (the global upstream key, as before). The downgrade puts each model's first target back.
 
 Revision ID: 0006_routing
-Revises: 0001
+Revises: 0002_trust
 """
 
 from collections.abc import Sequence

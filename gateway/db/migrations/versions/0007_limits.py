@@ -1,7 +1,7 @@
 """usage per organization, model and day
 
 Revision ID: 0007_limits
-Revises: 0001
+Revises: 0006_routing
 Create Date: 2026-11-26 22:40:00
 """
 

@@ -15,7 +15,9 @@ import rego.v1
 
 reads := {
 	"org.list", "org.show", "challenge.list", "grant.list", "grant.expiring",
-	"member.list", "client.list", "model.list", "usage.list",
+	"member.list", "client.list", "model.list", "screening.show", "usage.list",
+	# The auditor API (/audit): decisions, exports, proofs, checkpoints, replay.
+	"audit.read",
 }
 
 # What an org admin may do, on its own organization only.
@@ -31,7 +33,7 @@ tier_actions := {"org.approve", "org.reinstate", "grant.create"}
 admin_only := {
 	"org.approve", "org.reject", "org.suspend", "org.reinstate", "org.revoke",
 	"grant.create", "grant.revoke", "model.disable", "model.remove",
-	"policy.reload",
+	"policy.reload", "model.screen",
 }
 
 known := ((reads | org_admin_actions) | admin_only) | {"org.apply"}
