@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0005_identity"
-down_revision: str | None = "0007_limits"
+down_revision: str | None = "0003_tlog"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
