@@ -7,7 +7,7 @@ import data.tacgw.authz
 critical := {
 	"principal": {"sub": "c1", "scopes": ["models"], "pop": "bearer"},
 	"trust": {"tier": "critical", "org_status": "verified"},
-	"model": {"name": "cyber", "tier_floor": "critical"},
+	"model": {"name": "cyber", "tier_floor": "critical", "screening": {"state": "current", "max_ci_high": 0.03}},
 	"request": {"endpoint": "chat.completions"},
 }
 

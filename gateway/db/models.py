@@ -322,6 +322,7 @@ class OrgIssuer(SQLModel, table=True):
     # None: any value (the issuer belongs to this organization alone).
     org_claim: str | None = Field(default=None, max_length=200)
     subject: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
 # The audit transparency log (gateway/audit/ledger.py; docs/architecture.md explains it).

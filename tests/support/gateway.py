@@ -99,6 +99,13 @@ class RunningGateway:
         reply.raise_for_status()
         return str(reply.json()["access_token"])
 
+    def caller(self, tier: str = "public") -> httpx.Client:
+        """A plain HTTP client for a defender of `tier`, DPoP-bound for a DPoP tier."""
+        if tier in DPOP_TIERS:
+            key = DpopKey()
+            return httpx.Client(auth=DpopAuth(key, self.token(tier, dpop=key)))
+        return httpx.Client(headers={"authorization": f"Bearer {self.token(tier)}"})
+
     def openai(self, tier: str = "public", **kw: Any) -> openai.OpenAI:
         """The official SDK; for a DPoP tier (critical), with a bound token and the hook."""
         if tier in DPOP_TIERS and "http_client" not in kw:
