@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, client, grant, model, org, screening, serve, usage
+from gateway.cli import admin, audit, client, grant, model, org, screening, serve, usage
 from gateway.cli.output import run
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(client.app, name="client")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(usage.app, name="usage")
+app.add_typer(admin.app, name="admin")
 app.add_typer(screening.app)  # screen MODEL: top-level
 app.add_typer(screening.group, name="screening")
 
