@@ -78,6 +78,7 @@ def test_auditor_finds_opens_verifies_and_exports(site: Site, approved: str) -> 
     expect(page.locator("#event-facts")).to_contain_text(approved)
     page.click("#verify")
     expect(page.locator("#verification")).to_contain_text("Intact.")
+    assert "/console/audit/events/" in page.url  # htmx swapped the result into the page
     screenshot(page, "event")
 
     page.go_back()
