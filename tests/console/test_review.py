@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from gateway.admin import clients
 from gateway.admin.actor import Actor
-from tests.console.conftest import ADMIN, AUDITOR, Site, screenshot
+from tests.console.conftest import ADMIN, AUDITOR, Site, off_loop, screenshot
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -23,13 +23,13 @@ def approved(site: Site) -> Iterator[str]:
     """An applied, proved organization that the admin approves as `critical` in the browser."""
     org_id = site.proved_org("Grid Defenders", "grid-defenders.com")
     page = site.sign_in(ADMIN)
-    screenshot(page, "overview")
     page.click("nav >> text=Organizations")
     expect(page.locator("#queue")).to_contain_text("Grid Defenders")
     expect(page.locator("#queue")).to_contain_text("passed")  # the domain proof
     screenshot(page, "orgs")
     page.click("#queue >> text=Grid Defenders")
     expect(page.locator("#org-status")).to_have_text("verifying")
+    screenshot(page, "review")
     form = page.locator("#form-approve")
     form.locator("select[name=tier]").select_option("critical")
     form.locator("input[name=reason]").fill("grid SOC, CISA letter checked")
@@ -106,5 +106,33 @@ def test_models_page_shows_floors_and_screening(site: Site) -> None:
     page.context.close()
 
 
-def _page_without_forms(page: Page) -> None:
-    assert page.locator("form.move").count() == 0
+def test_overview_charts_the_day_and_lists_what_waits(site: Site) -> None:
+    """Requests by tier and decision, applications to review, the log's checkpoint."""
+    site.proved_org("Harbor Ops", "harbor-ops.com")
+
+    def traffic() -> None:
+        public, verified = site.gw.openai("public"), site.gw.openai("verified")
+        for _ in range(3):
+            public.chat.completions.create(model="general", messages=MSG)
+        verified.chat.completions.create(model="general-tac", messages=MSG)
+        for _ in range(2):
+            with pytest.raises(openai.PermissionDeniedError):
+                public.chat.completions.create(model="cyber", messages=MSG)
+
+    off_loop(traffic)
+    page = site.browser.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(f"{site.url}/")
+    page.wait_for_url(re.compile(r".*/console/signin\?next=/console/$"))
+    screenshot(page, "signin")
+    page.fill("input[name=name]", ADMIN[0])
+    page.fill("input[name=password]", ADMIN[1])
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_url(f"{site.url}/")
+    chart = page.locator("svg.chart")
+    expect(chart.locator("rect.tier-0 title").first).to_contain_text("public")
+    assert "denied" in " ".join(chart.locator("rect title").all_text_contents())
+    expect(page.locator("main")).to_contain_text("Harbor Ops")
+    page.click("text=Verify the log now")
+    expect(page.locator("#verification")).to_contain_text("Intact.")
+    screenshot(page, "overview")
+    page.context.close()
