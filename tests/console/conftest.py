@@ -35,7 +35,9 @@ def off_loop(fn: Callable[[], T]) -> T:
         return pool.submit(fn).result()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is started it keeps an event
+# loop running on the main thread, and tests elsewhere call `asyncio.run` there.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium package")
