@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from fastapi import APIRouter, Request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -86,7 +85,11 @@ async def _keys(jwks_uri: str) -> KeySet:
         raise Unavailable(Reason.OIDC_FAILED, "The identity provider's keys are unusable.") from exc
 
 
-def _client(oidc: OidcSettings, redirect_uri: str) -> AsyncOAuth2Client:
+def _client(oidc: OidcSettings, redirect_uri: str) -> Any:
+    # Imported on first use: the module warns about its httpx compatibility on import,
+    # which a gateway without an IdP configured has no reason to print.
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     secret = oidc.client_secret.get_secret_value()
     return AsyncOAuth2Client(
         client_id=oidc.client_id,
