@@ -20,6 +20,7 @@ from starlette.routing import Match
 
 from gateway.api import admin, audit, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
+from gateway.console.app import create_console
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.reasons import Reason
 from gateway.runtime import Runtime, start_runtime
@@ -68,6 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
+    if settings.console.enabled:
+        app.mount("/console", create_console(settings, limiter, app))
     v1_schema.install(app)
     _install_error_handlers(app)
     return app

@@ -123,5 +123,11 @@ class Reason(StrEnum):
     DPOP_REQUIRED = "dpop_required"
     # RFC 7009 §2.2.1
     UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"
+    # the console (gateway/console)
+    SIGN_IN_REQUIRED = "sign_in_required"  # no live session: the page sends you to sign in
+    SIGN_IN_FAILED = "sign_in_failed"  # wrong name or password, unknown account alike
+    CSRF_FAILED = "csrf_failed"  # a form without its valid CSRF token
+    OIDC_FAILED = "oidc_failed"  # the IdP's answer could not be used (state, token, claims)
+    NO_CONSOLE_ROLE = "no_console_role"  # signed in at the IdP, but with no console role
     # anything unexpected; never leaks details to the caller
     INTERNAL_ERROR = "internal_error"

@@ -242,6 +242,47 @@ class AuditLogSettings(BaseModel):
     checkpoint_interval_s: float = Field(10.0, gt=0)
 
 
+class OidcSettings(BaseModel):
+    """The console's OpenID Connect sign-in (authorization code with PKCE)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The IdP's issuer URL; its /.well-known/openid-configuration is read at sign-in.
+    issuer: str
+    client_id: str
+    client_secret: SecretStr = SecretStr("")  # empty: a public client (PKCE alone)
+    scopes: str = "openid profile email"
+    # The ID token claim holding the user's groups or roles, and which values map to the
+    # admin policy's roles; a user with neither is refused.
+    roles_claim: str = "groups"
+    admin_values: list[str] = Field(default_factory=lambda: ["tacgw-admins"])
+    auditor_values: list[str] = Field(default_factory=lambda: ["tacgw-auditors"])
+
+
+class ConsoleSettings(BaseModel):
+    """The web console at /console (gateway/console)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # A session ends this long after sign-in, whatever is done with it.
+    session_ttl_s: int = Field(8 * 3600, ge=60, le=7 * 86400)
+    # Per client address, on the sign-in form (slowapi, like the token endpoint).
+    sign_in_rate_limit: str = "10/minute"
+    # Local accounts (`tac-gateway admin create`); off when an IdP alone should be used.
+    local_accounts: bool = True
+    oidc: OidcSettings | None = None
+
+    @field_validator("sign_in_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate; use e.g. '10/minute'") from None
+        return value
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start; passed into `create_app`, never read globally."""
 
@@ -305,6 +346,7 @@ class Settings(BaseSettings):
     # docs/operators.md); the caller's own credentials never reach an upstream.
     upstream_api_key: SecretStr = SecretStr("")
     audit_log: AuditLogSettings = Field(default_factory=AuditLogSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @field_validator("database_url")
     @classmethod

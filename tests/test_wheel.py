@@ -42,6 +42,9 @@ def test_wheel_installs_and_serves_from_an_empty_directory(tmp_path: Path) -> No
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"gateway/policies/authz.rego", "gateway/policies/data.json"} <= names
     assert "gateway/db/migrations/versions/0001_initial_tables.py" in names
+    # The console's pages and its vendored htmx (no front-end build step anywhere).
+    assert {"gateway/console/templates/base.html", "gateway/console/static/console.css"} <= names
+    assert any(n.startswith("gateway/console/static/htmx-") for n in names)
     assert not any(n.endswith("_test.rego") for n in names)  # `opa test` files stay home
 
     # The versions already installed here, so the install is served from the pip cache.

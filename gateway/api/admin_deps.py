@@ -89,20 +89,28 @@ def _well_typed(key: str, value: Any) -> bool:
     return isinstance(value, str)
 
 
+async def authorize(rt: Any, *, actor: Actor, action: str, target: dict[str, Any]) -> None:
+    """The admin policy's decision on `action` for `actor`; a refusal is audited and raised.
+
+    Shared with the console (gateway/console/guard.py), so a page and an API call are
+    judged, and their refusals recorded, the same way.
+    """
+    try:
+        await permission.require(
+            rt.admin.policy, rt.admin.engine, actor=actor, action=action, target=target
+        )
+    except Forbidden as exc:
+        await record_refusal(
+            rt.admin.engine, actor=actor, action=action, target=target, reasons=exc.reasons
+        )
+        raise
+
+
 def permit(action: str) -> Callable[..., Awaitable[Actor]]:
     """A dependency: the caller, once the admin policy allows `action` on the target."""
 
     async def check(request: Request, rt: RuntimeDep, actor: CallerDep) -> Actor:
-        target = await _target(rt, request)
-        try:
-            await permission.require(
-                rt.admin.policy, rt.admin.engine, actor=actor, action=action, target=target
-            )
-        except Forbidden as exc:
-            await record_refusal(
-                rt.admin.engine, actor=actor, action=action, target=target, reasons=exc.reasons
-            )
-            raise
+        await authorize(rt, actor=actor, action=action, target=await _target(rt, request))
         return actor
 
     check.__name__ = f"permit_{action.replace('.', '_')}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit, client, grant, keys, model, org, screening, serve, usage
+from gateway.cli import admin, audit, client, grant, keys, model, org, screening, serve, usage
 from gateway.cli.output import run
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="usage")
+app.add_typer(admin.app, name="admin")
 app.add_typer(screening.app)  # screen MODEL: top-level
 app.add_typer(screening.group, name="screening")
 

@@ -390,3 +390,39 @@ class PolicyArchive(SQLModel, table=True):
     modules: str = Field(sa_column=Column(Text, nullable=False))
     data_text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+# The console (gateway/console) ------------------------------------------------------------
+
+
+class ConsoleAccount(SQLModel, table=True):
+    """A local console account (`tac-gateway admin create`), for sites without an IdP."""
+
+    __tablename__ = "console_account"
+
+    name: str = Field(primary_key=True, max_length=100)
+    # argon2id, in the PHC string format argon2-cffi writes (parameters and salt inside).
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))
+    role: str = Field(max_length=20)  # a role the admin policy knows: admin or auditor
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    disabled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console session, or an OIDC sign-in under way (`kind` says which).
+
+    The cookie holds a random token; only its SHA-256 is stored, so a read of this table
+    cannot be replayed as a session.
+    """
+
+    __tablename__ = "console_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=20)  # "session", or "oidc" while the IdP answers
+    subject: str = Field(default="", max_length=300)
+    roles: str = Field(default="", max_length=200)  # space-separated
+    csrf: str = Field(max_length=64)
+    # OIDC sign-in under way: state, nonce, PKCE verifier (JSON); empty for sessions.
+    data: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
