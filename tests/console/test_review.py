@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from gateway.admin import clients
 from gateway.admin.actor import Actor
 from tests.console.conftest import ADMIN, AUDITOR, Site, off_loop, screenshot
+from tests.support.dpop import DpopAuth, DpopKey
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -49,12 +50,21 @@ def test_admin_approval_reaches_the_cyber_model_at_once(site: Site, approved: st
             engine, actor=Actor.cli(), org_id=approved, name="SOC automation"
         )
     )
+    # The critical tier takes only sender-constrained tokens: bound to a DPoP key (RFC 9449).
+    key = DpopKey()
+    token_url = f"{site.gw.base_url}/oauth/token"
     token = httpx.post(
-        f"{site.gw.base_url}/oauth/token",
+        token_url,
         auth=(issued.client_id, issued.client_secret),
         data={"grant_type": "client_credentials"},
+        headers={"DPoP": key.proof("POST", token_url)},
     ).json()["access_token"]
-    defender = openai.OpenAI(base_url=f"{site.gw.base_url}/v1", api_key=token, max_retries=0)
+    defender = openai.OpenAI(
+        base_url=f"{site.gw.base_url}/v1",
+        api_key=token,
+        max_retries=0,
+        http_client=httpx.Client(auth=DpopAuth(key, token)),
+    )
     reply = defender.chat.completions.create(model="cyber", messages=MSG)
     assert reply.choices[0].message.content
     # The approval is the admin API's own event, naming the console account as the actor.
