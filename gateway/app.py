@@ -60,6 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
         headers_enabled=False,
     )
     app.state.limiter = limiter
+    # Read by the /v1 routes on each request: whether to time the stages (Server-Timing).
+    app.state.server_timing = settings.server_timing
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from gateway.audit.event import Delivery
 from gateway.errors import GatewayError
 from gateway.forward.relay import UpstreamStream
+from gateway.pipeline.timing import NO_CLOCK, StageClock
 from gateway.usage.figures import Usage
 
 
@@ -25,6 +26,8 @@ class Call:
     refusal: GatewayError | None = None  # for "unmatched": what the router decided (404/405)
     source: str | None = None  # the caller's address, for the audit record
     user_agent: str | None = None
+    # Per-stage durations for the `Server-Timing` header; NO_CLOCK (records nothing) if off.
+    clock: StageClock = NO_CLOCK
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
