@@ -21,8 +21,8 @@ upstream's. And the per-stage split of the base gateway from its `Server-Timing`
 
 Variants (`--variants`, comma-separated): base (SQLite, memory limits, embedded policy:
 the embedded defaults), postgres, redis, opa, pg-redis (PostgreSQL + Redis, the
-replicated setup). PostgreSQL, Redis and OPA are started here on loopback
-(bench/services.py) and stopped on exit.
+replicated setup), pg-redis-2w (the same, `serve --workers 2`). PostgreSQL, Redis and
+OPA are started here on loopback (bench/services.py) and stopped on exit.
 """
 
 from __future__ import annotations
@@ -72,12 +72,13 @@ DOC = REPO / "docs" / "performance.md"
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 LOAD_WARN = 1.5
 VARIANTS = {
-    # name: (database, limits storage, policy engine)
-    "base": ("sqlite", "memory", "embedded"),
-    "postgres": ("postgres", "memory", "embedded"),
-    "redis": ("sqlite", "redis", "embedded"),
-    "opa": ("sqlite", "memory", "opa"),
-    "pg-redis": ("postgres", "redis", "embedded"),
+    # name: (database, limits storage, policy engine, worker processes)
+    "base": ("sqlite", "memory", "embedded", 1),
+    "postgres": ("postgres", "memory", "embedded", 1),
+    "redis": ("sqlite", "redis", "embedded", 1),
+    "opa": ("sqlite", "memory", "opa", 1),
+    "pg-redis": ("postgres", "redis", "embedded", 1),
+    "pg-redis-2w": ("postgres", "redis", "embedded", 2),
 }
 
 
@@ -126,7 +127,7 @@ class Report:
 def _gateway(
     procs: Procs, services: Services, tmp: Path, name: str, up_port: int, *, timed: bool = False
 ) -> Target:
-    db, limits, policy = VARIANTS[name]
+    db, limits, policy, workers = VARIANTS[name]
     home = tmp / ("gw-" + name + ("-timed" if timed else ""))
     home.mkdir()
     if db == "postgres":
@@ -162,11 +163,11 @@ def _gateway(
     settings_file = home / "settings.json"
     settings_file.write_text(json.dumps(settings))
     env = Env(home, up_port, port, settings_file, clients)
-    proc = _start_gateway(procs, env)
+    proc = _start_gateway(procs, env, workers=workers)
     label = "gateway" if name == "base" else f"gateway-{name}"
     if timed:
         label += "-timed"
-    detail = f"{db}, {limits} limits, {policy} policy, 1 worker"
+    detail = f"{db}, {limits} limits, {policy} policy, {workers} worker(s)"
     return Target(label, f"http://127.0.0.1:{port}/v1/chat/completions", _token(env), proc, detail)
 
 

@@ -294,9 +294,15 @@ def _tier_limits(mode: str) -> dict[str, dict[str, int]]:
 
 
 def _start_gateway(
-    procs: Procs, env: Env, *, profile: str = "", profile_out: Path | None = None
+    procs: Procs,
+    env: Env,
+    *,
+    profile: str = "",
+    profile_out: Path | None = None,
+    workers: int = 1,
 ) -> subprocess.Popen[bytes]:
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("TACGW_")}
+    child_env["BENCH_WORKERS"] = str(workers)
     if profile:
         child_env["BENCH_PROFILE"] = profile
         child_env["BENCH_PROFILE_OUT"] = str(profile_out)

@@ -74,6 +74,18 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (`serve --workers N`): settings from the environment."""
+    return create_app(Settings())
+
+
+async def prepare_shared_state(settings: Settings) -> None:
+    """Start and stop a runtime once, before workers are spawned, so that what the first
+    start creates (signing keys, the audit log key) is made once, not raced by workers."""
+    runtime = await start_runtime(settings)
+    await runtime.close()
+
+
 def _reload_on_sighup(runtime: Runtime) -> None:
     """`kill -HUP <pid>` reloads the policy, as operators expect of a long-running server."""
 
