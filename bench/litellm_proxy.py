@@ -24,9 +24,13 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from run import Procs, _free_port, _wait_http
+import httpx
+from run import Procs, _free_port
+
+START_S = 180.0  # LiteLLM imports for a long while, longer on a loaded machine
 
 VERSION = "1.108.7"  # the release the issue measured (after the compromised 1.107.0)
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tacgw" / (
@@ -109,7 +113,18 @@ def start(procs: Procs, tmp: Path, upstream_url: str) -> tuple[subprocess.Popen[
         env=offline_env(),
         log=log,
     )
-    _wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc, log)
+    deadline = time.monotonic() + START_S
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"LiteLLM exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=2).is_success:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"LiteLLM did not answer within {START_S:.0f}s; log {log}")
+        time.sleep(0.5)
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 
