@@ -1,6 +1,6 @@
 """Run the gateway for bench/run.py: uvicorn as `tac-gateway serve` runs it, optionally profiled.
 
-Usage: python bench/gateway_server.py SETTINGS_JSON PORT
+Usage: python bench/gateway_server.py SETTINGS_JSON PORT   (BENCH_WORKERS=N: N worker processes)
 
 SETTINGS_JSON holds the keyword arguments for `Settings(...)`. Profiling (off by default):
 BENCH_PROFILE=pyinstrument|cprofile and BENCH_PROFILE_OUT=<path prefix>. The profile is
@@ -11,6 +11,7 @@ each thread from /proc).
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import json
 import os
@@ -19,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.app import create_app
-from gateway.serve import run_server
+from gateway.app import create_app, prepare_shared_state
+from gateway.serve import run_server, run_workers
 from gateway.settings import Settings
 
 
@@ -28,9 +29,20 @@ def _serve(settings: Settings, port: int) -> None:
     run_server(create_app(settings), host="127.0.0.1", port=port)
 
 
+def _serve_workers(settings_file: Path, port: int, workers: int) -> None:
+    """`tac-gateway serve --workers N` as the CLI runs it; each worker reads the file."""
+    os.environ["TACGW_CONFIG_FILE"] = str(settings_file)  # JSON is YAML
+    asyncio.run(prepare_shared_state(Settings()))
+    run_workers(host="127.0.0.1", port=port, workers=workers)
+
+
 def main() -> None:
     settings = Settings(**json.loads(Path(sys.argv[1]).read_text()))
     port = int(sys.argv[2])
+    workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    if workers > 1:
+        _serve_workers(Path(sys.argv[1]), port, workers)
+        return
     mode = os.environ.get("BENCH_PROFILE", "")
     out = Path(os.environ.get("BENCH_PROFILE_OUT", "gateway-profile"))
     if mode == "pyinstrument":

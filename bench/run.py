@@ -294,9 +294,15 @@ def _tier_limits(mode: str) -> dict[str, dict[str, int]]:
 
 
 def _start_gateway(
-    procs: Procs, env: Env, *, profile: str = "", profile_out: Path | None = None
+    procs: Procs,
+    env: Env,
+    *,
+    profile: str = "",
+    profile_out: Path | None = None,
+    workers: int = 1,
 ) -> subprocess.Popen[bytes]:
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("TACGW_")}
+    child_env["BENCH_WORKERS"] = str(workers)
     if profile:
         child_env["BENCH_PROFILE"] = profile
         child_env["BENCH_PROFILE_OUT"] = str(profile_out)
@@ -392,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--profile",
-        choices=["pyinstrument", "cprofile"],
+        choices=["py-spy", "pyinstrument", "cprofile"],
         help="afterwards, profile the gateway at c16 in a separate run (numbers not in the table)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs)")
@@ -483,7 +489,32 @@ def main(argv: list[str] | None = None) -> None:
                             f"ms CPU/req",
                             file=sys.stderr,
                         )
-            if args.profile:
+            if args.profile == "py-spy":
+                # From outside, on the running gateway: no restart, no in-process overhead.
+                import pyspy
+
+                raw = args.results / f"{stamp}-{args.transport}.pyspy.txt"
+                sampler = pyspy.record(gateway.pid, raw, args.duration)
+                prof = measure(
+                    "gateway-profiled",
+                    via_gw,
+                    conns=16,
+                    duration_s=args.duration,
+                    token=token,
+                    stream=False,
+                    upstream_pid=upstream.pid,
+                    gateway_pid=gateway.pid,
+                )
+                sampler.wait(timeout=60)
+                summary = raw.with_suffix(".summary.txt")
+                summary.write_text(pyspy.summary(raw))
+                profile_files = [str(raw), str(summary)]
+                print(
+                    f"profiled run: {prof.rps:,.0f} req/s, gateway "
+                    f"{prof.gateway_cpu_ms_per_req} ms CPU/req\n{summary.read_text()[:3000]}",
+                    file=sys.stderr,
+                )
+            elif args.profile:
                 procs.stop(gateway)
                 prefix = args.results / f"{stamp}-{args.transport}"
                 gateway = _start_gateway(procs, env, profile=args.profile, profile_out=prefix)

@@ -62,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
         headers_enabled=False,
     )
     app.state.limiter = limiter
+    # Read by the /v1 routes on each request: whether to time the stages (Server-Timing).
+    app.state.server_timing = settings.server_timing
     app.router.routes.extend(v1.routes)
     app.include_router(oauth.make_router(limiter, settings.token_endpoint_rate_limit))
     app.include_router(health.router)
@@ -74,6 +76,18 @@ def create_app(settings: Settings) -> FastAPI:
     v1_schema.install(app)
     _install_error_handlers(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (`serve --workers N`): settings from the environment."""
+    return create_app(Settings())
+
+
+async def prepare_shared_state(settings: Settings) -> None:
+    """Start and stop a runtime once, before workers are spawned, so that what the first
+    start creates (signing keys, the audit log key) is made once, not raced by workers."""
+    runtime = await start_runtime(settings)
+    await runtime.close()
 
 
 def _reload_on_sighup(runtime: Runtime) -> None:

@@ -337,6 +337,9 @@ class Settings(BaseSettings):
     token_endpoint_rate_limit: str = "30/minute"
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # A `Server-Timing` header with each pipeline stage's duration on /v1 model calls
+    # (docs/performance.md). Off by default: it tells callers how long the stages took.
+    server_timing: bool = False
     # The interactive /docs page; /openapi.json is always served.
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)

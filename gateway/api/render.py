@@ -23,6 +23,13 @@ def decision_headers(decision_id: str) -> dict[str, str]:
     return {"x-decision-id": decision_id, "x-request-id": decision_id}
 
 
+def server_timing(laps: list[tuple[str, int]]) -> str:
+    """`Server-Timing` (W3C): each stage's duration in ms, then their total."""
+    parts = [f"{stage};dur={ns / 1e6:.3f}" for stage, ns in laps]
+    parts.append(f"total;dur={sum(ns for _, ns in laps) / 1e6:.3f}")
+    return ", ".join(parts)
+
+
 def openai_error_body(exc: GatewayError) -> bytes:
     return orjson.dumps(
         {

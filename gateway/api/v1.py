@@ -15,13 +15,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive
 
-from gateway.api.render import JSON, decision_headers, openai_error
+from gateway.api.render import JSON, decision_headers, openai_error, server_timing
 from gateway.api.stream import SseResponse
 from gateway.audit.event import Delivery
 from gateway.audit.usage import audit_usage
 from gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from gateway.pipeline.exchange import Answered, Call, Gone, Listed, Outcome, Refused, Streamed
 from gateway.pipeline.flow import handle
+from gateway.pipeline.timing import NO_CLOCK, StageClock
 from gateway.reasons import Reason
 from gateway.runtime import Runtime
 
@@ -47,13 +48,17 @@ def _call(request: Request, endpoint: str, **extra: object) -> Call:
         dpop=request.headers.get("dpop"),
         source=request.client.host if request.client else None,
         user_agent=(request.headers.get("user-agent") or "")[:300] or None,
+        clock=StageClock() if request.app.state.server_timing else NO_CLOCK,
         **extra,  # type: ignore[arg-type]
     )
 
 
 async def _run(request: Request, call: Call) -> Response:
     runtime: Runtime = request.app.state.runtime
-    return render(await handle(runtime, call))
+    response = render(await handle(runtime, call))
+    if call.clock.laps:
+        response.headers["server-timing"] = server_timing(call.clock.laps)
+    return response
 
 
 def render(outcome: Outcome) -> Response:

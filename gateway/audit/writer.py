@@ -25,16 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import ledger
+from gateway.audit.rows import insert_rows
 from gateway.db.access import RequestDb
-from gateway.db.models import AuditEvent
 
 log = logging.getLogger(__name__)
 
-_AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 # How long outcome leaves may wait for a batch of decisions to join.
 OUTCOME_DELAY_S = 0.5
 
@@ -144,7 +143,7 @@ class AuditWriter:
 
         def write(conn: Connection) -> ledger.Tip | None:
             if rows:
-                conn.execute(insert(_AUDIT), rows)
+                insert_rows(conn, rows)  # driver-level executemany (gateway/audit/rows.py)
             if not leaves:
                 return self._tip
             now = datetime.now(UTC)

@@ -21,18 +21,37 @@ Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Port = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes on the port (more than 1 needs shared limits storage, "
+            "e.g. redis://).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the gateway (migrates the database first, unless migrate_on_start is off)."""
     # Imported here: `tac-gateway --help` and the admin commands need not load the app.
-    from gateway.app import create_app
+    import asyncio
+
+    from gateway.app import create_app, prepare_shared_state
     from gateway.db.migrate import upgrade
-    from gateway.serve import run_server
+    from gateway.serve import run_server, run_workers
 
     settings = Settings()
+    if workers > 1 and settings.rate_limit_storage.removeprefix("async+").startswith("memory"):
+        # Each process would count alone: every limit would be `workers` times looser.
+        fail("--workers above 1 needs shared limits storage: set rate_limit_storage=redis://...")
     require_free_port(host, port)
     # The chart migrates once in a hook Job; replicas set TACGW_MIGRATE_ON_START=false.
     if settings.migrate_on_start:
         upgrade(settings.database_url)
+    if workers > 1:
+        asyncio.run(prepare_shared_state(settings))
+        print(startup_line(settings, host=host, port=port), f"({workers} workers)", flush=True)
+        run_workers(host=host, port=port, workers=workers)
+        return
     app_ = create_app(settings)
     print(startup_line(settings, host=host, port=port), flush=True)
     run_server(app_, host=host, port=port)

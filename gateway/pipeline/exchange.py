@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from gateway.audit.event import Delivery
 from gateway.errors import GatewayError
 from gateway.forward.relay import UpstreamStream
+from gateway.pipeline.timing import NO_CLOCK, StageClock
 from gateway.usage.figures import Usage
 
 
@@ -30,6 +31,8 @@ class Call:
     dpop: str | None = None  # the `DPoP` header
     source: str | None = None  # the caller's address, for the audit record
     user_agent: str | None = None
+    # Per-stage durations for the `Server-Timing` header; NO_CLOCK (records nothing) if off.
+    clock: StageClock = NO_CLOCK
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -62,7 +62,9 @@ async def handle(rt: Runtime, call: Call) -> Outcome:
     except Exception:
         log.exception("unexpected failure in %s", call.endpoint)
         outcome = _refused(draft, _internal(), allow=False)
-    return await settle(draft, outcome)
+    outcome = await settle(draft, outcome)
+    call.clock.lap("audit")
+    return outcome
 
 
 async def settle(draft: AuditDraft, outcome: Outcome) -> Outcome:
@@ -86,16 +88,21 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
     # True once every stage that may refuse (identity … limits) has let the request through;
     # a later failure (upstream, caller gone) is then an allowed request that failed.
     cleared = False
+    clock = call.clock  # a no-op unless Server-Timing is on
     try:
         principal = draft.principal = await _identify(rt, call)
+        clock.lap("identity")
         raw = await read_body(call.body, declared=call.declared_length, limit=rt.body_limit)
         draft.request_hash = hashlib.sha256(raw).hexdigest()
         request = parse_request(raw, endpoint)
+        clock.lap("body")
         route = await rt.catalog.lookup(request.model)
         draft.model = route.name
+        clock.lap("catalog")
         trust = await rt.trust.resolve(principal)
         principal = _placed(draft, principal, trust)
         draft.tier = trust.tier
+        clock.lap("trust")
         facts = RequestFacts(
             endpoint=endpoint.name,
             stream=request.stream,
@@ -106,7 +113,9 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
         )
         _enforce(decision, trust, route)
         body = prepare_body(request.body, endpoint=endpoint, obligations=decision.obligations)
+        clock.lap("policy")
         admission = await _admit(rt, draft, principal, trust, route, request.body, decision)
+        clock.lap("limits")
         cleared = True
         meter = UsageMeter(
             request=request.body,
@@ -127,6 +136,8 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
         except BaseException:
             await admission.settle(None)  # no answer: free the slot, give the tokens back
             raise
+        # A stream: until the upstream's headers; a whole body: until its last byte.
+        clock.lap("upstream")
     except GatewayError as exc:
         return _refused(draft, exc, allow=cleared)
     except UpstreamRefused as exc:
@@ -161,6 +172,7 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
         )
     usage = await meter.of_body(answer)
     await ended(usage)
+    clock.lap("usage")
     return Answered(
         decision_id=draft.decision_id,
         allow=True,
