@@ -18,9 +18,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from gateway.api import admin, audit, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
+from gateway.policy.bundle import load_bundle
 from gateway.reasons import Reason
 from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
@@ -67,7 +68,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
-    v1_schema.install(app)
+    v1_schema.install(
+        app,
+        finish=lambda doc: admin_schema.describe_tiers(
+            doc, load_bundle(settings.policy_dir).tiers[1:]
+        ),
+    )
     _install_error_handlers(app)
     return app
 

@@ -55,7 +55,9 @@ _TOKEN_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["grant_type"],
-                    "additionalProperties": False,
+                    # RFC 6749 §3.2: unrecognised parameters are ignored, not refused;
+                    # each is one value (a repeated parameter is refused).
+                    "additionalProperties": {"type": "string"},
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
                         "scope": {"type": "string", "enum": ["models"]},
