@@ -25,7 +25,7 @@ from gateway.settings import Settings
 
 
 def _serve(settings: Settings, port: int) -> None:
-    run_server(create_app(settings), host="127.0.0.1", port=port)
+    run_server(create_app(settings), host="127.0.0.1", port=port, settings=settings)
 
 
 def main() -> None:

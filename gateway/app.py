@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api.hardening import Hardening
 from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from gateway.policy.bundle import load_bundle
@@ -75,6 +76,16 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     _install_error_handlers(app)
+    # Outermost, around Starlette's own error middleware: its 500s get the headers too.
+    inner = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Hardening(  # type: ignore[method-assign]
+        inner(),
+        max_body_bytes=settings.max_body_bytes,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout_s=settings.request_body_timeout_s,
+        hsts=not settings.dev_mode,
+    )
     return app
 
 
@@ -136,7 +147,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GatewayError)
     async def _refused(request: Request, exc: GatewayError) -> Response:
-        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own).
+        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own), and
+        # by the transport guard's body limits (gateway/api/hardening.py).
+        if request.url.path == _TOKEN_PATH:
+            return oauth_error(exc.status, Reason.INVALID_REQUEST, exc.message)
         return openai_error(exc)
 
     @app.exception_handler(Exception)

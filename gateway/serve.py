@@ -5,10 +5,18 @@ from __future__ import annotations
 import uvicorn
 from starlette.types import ASGIApp
 
+from gateway.settings import Settings
 
-def run_server(app: ASGIApp, *, host: str, port: int) -> None:
+
+def run_server(
+    app: ASGIApp, *, host: str, port: int, settings: Settings | None = None
+) -> None:
     # uvloop + httptools: the fastest pair uvicorn offers. No access log: every request is
     # already an audit row and a metric. Forwarded headers are not trusted by default.
+    # Header count and size and the body's deadline are checked by gateway/api/hardening.py
+    # (httptools has no header limit of its own); uvicorn closes idle keep-alive connections
+    # and, when set, caps concurrent connections (503 beyond).
+    limits = settings or Settings.model_construct(keep_alive_timeout_s=5.0, max_connections=0)
     uvicorn.run(
         app,
         host=host,
@@ -18,4 +26,7 @@ def run_server(app: ASGIApp, *, host: str, port: int) -> None:
         loop="uvloop",
         http="httptools",
         proxy_headers=False,
+        server_header=False,  # nothing to learn about the stack from a banner
+        timeout_keep_alive=int(limits.keep_alive_timeout_s),
+        limit_concurrency=limits.max_connections or None,
     )

@@ -35,7 +35,7 @@ def serve(
         upgrade(settings.database_url)
     app_ = create_app(settings)
     print(startup_line(settings, host=host, port=port), flush=True)
-    run_server(app_, host=host, port=port)
+    run_server(app_, host=host, port=port, settings=settings)
 
 
 @app.command()

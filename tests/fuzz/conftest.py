@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ def admin_token(gw: RunningGateway) -> str:
     """A real token of a fresh client with the admin role, from the real token endpoint."""
 
     async def make(engine: Any) -> Any:
-        org = await ops.create_org(engine, name="operators", status="verified")
+        org = await ops.create_org(engine, name=f"operators-{uuid.uuid4().hex[:8]}")
         return await clients.create_client(
             engine, actor=Actor.cli(), org_id=org.id, name="ops", roles=["admin"]
         )
