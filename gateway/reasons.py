@@ -113,6 +113,8 @@ class Reason(StrEnum):
     TRANSITION_NOT_ALLOWED = "transition_not_allowed"
     VERSION_CONFLICT = "version_conflict"
     ALREADY_REVOKED = "already_revoked"
+    # an upstream stream that is not well-formed SSE (gateway/forward/events.py)
+    UPSTREAM_MALFORMED = "upstream_malformed"
     # transport limits (gateway/api/hardening.py), before any route runs
     HEADERS_TOO_LARGE = "headers_too_large"
     REQUEST_TIMEOUT = "request_timeout"

@@ -106,6 +106,7 @@ class AuditDraft:
             usage=delivery.usage,
             response_bytes=delivery.response_bytes,
             caller_left_early=delivery.caller_left_early,
+            error=delivery.error,
             duration_us=int((time.perf_counter() - self._started) * 1_000_000),
         )
         try:
