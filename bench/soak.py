@@ -318,7 +318,12 @@ def run_soak(*, seconds: float, warmup_s: float, sample_s: float = 2.0) -> SoakR
         )
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # so that SIGTERM, too, stops the child processes
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds not judged")
