@@ -18,7 +18,8 @@ error. Every `--sample-s` the gateway's resident memory (VmRSS) and thread count
 from /proc/<pid>/status and its open files from /proc/<pid>/fd: nothing is added to the
 gateway's API for this. Asyncio tasks are not observable from outside without a debug
 route, so they are not measured. The verdict compares the window right after warm-up with
-the last window: RSS growth under 10%, no more open files or threads, zero errors.
+the last window: RSS growth under 10%, no more open files, no more threads than pool
+churn explains (two), zero errors.
 tests/soak/test_soak.py runs `run_soak` for 3 minutes as a marked CI step.
 """
 
@@ -50,6 +51,11 @@ from gateway.db.migrate import upgrade
 BENCH = Path(__file__).resolve().parent
 WAIT_S = 30.0  # bound for every start-up and shut-down wait
 RSS_GROWTH_MAX = 0.10
+# Worker threads come and go with the load (AnyIO's workers exit after 10 s idle, uvloop's
+# resolver pool starts on demand), so the thread count moves by one or two either way; a
+# leak grows past that. Open files have no such churn here: each load worker keeps one
+# connection, so the file count must not grow at all.
+THREAD_SLACK = 2
 MESSAGES = [{"role": "user", "content": "hi"}]
 # Requests a minute per (subject, model) for the public tier: client A's plain + stream
 # calls stay under it; client B's calls go over it, so a part of them is refused with 429.
@@ -89,7 +95,7 @@ class SoakReport:
             found.append(f"RSS grew {self.rss_growth:.1%} after warm-up")
         if self.fds_at_end > self.fds_after_warmup:
             found.append(f"open files {self.fds_after_warmup} -> {self.fds_at_end}")
-        if self.threads_at_end > self.threads_after_warmup:
+        if self.threads_at_end > self.threads_after_warmup + THREAD_SLACK:
             found.append(f"threads {self.threads_after_warmup} -> {self.threads_at_end}")
         for kind in PACE:
             if not any(k.startswith(kind + " ") for k in self.outcomes):
@@ -332,6 +338,9 @@ def main() -> None:
     report = run_soak(seconds=args.minutes * 60, warmup_s=args.warmup, sample_s=args.sample_s)
     summary = {k: v for k, v in asdict(report).items() if k != "samples"}
     summary["rss_kb"] = [report.samples[0].rss_kb, report.samples[-1].rss_kb]
+    summary["series"] = {  # every sample: seconds, RSS kB, threads, open files
+        "t_rss_threads_fds": [[s.t, s.rss_kb, s.threads, s.fds] for s in report.samples]
+    }
     print(json.dumps(summary, indent=2))
     if problems := report.problems():
         sys.exit("soak failed: " + "; ".join(problems))
