@@ -279,7 +279,7 @@ def _prepare(tmp: Path, args: argparse.Namespace) -> Env:
 
 
 def _tier_limits(mode: str) -> dict[str, dict[str, int]]:
-    """"on": every limit of every tier counted (requests, tokens, daily budget, in-flight),
+    """ "on": every limit of every tier counted (requests, tokens, daily budget, in-flight),
     none ever reached; "off": none counted (usage is still read and recorded)."""
     if mode == "off":
         values = {"requests_per_minute": 0, "tokens_per_minute": 0, "daily_tokens": 0}

@@ -29,7 +29,8 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_TOKEN_PATH = "/oauth/token"
+# The OAuth endpoints answer in RFC 6749 error format, even when something unexpected fails.
+_OAUTH_PATHS = frozenset({"/oauth/token", "/oauth/revoke", "/oauth/introspect"})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -157,13 +158,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # slowapi reaches the rate-limit storage before the token route runs; if that store
         # (Redis) is down, the answer is the limiter's own 503, never a 500.
-        if request.url.path == _TOKEN_PATH and _is_storage_error(exc):
+        if request.url.path in _OAUTH_PATHS and _is_storage_error(exc):
             log.error("token endpoint rate-limit storage failed: %s", type(exc).__name__)
             return oauth_error(
                 503, Reason.LIMITS_UNAVAILABLE, "The rate limiter is unavailable; retry later."
             )
         log.exception("unhandled error on %s", request.url.path)
-        if request.url.path == _TOKEN_PATH:
+        if request.url.path in _OAUTH_PATHS:
             return oauth_error(500, Reason.INTERNAL_ERROR, "The gateway failed unexpectedly.")
         return openai_error(GatewayError(Reason.INTERNAL_ERROR, "The gateway failed unexpectedly."))
 

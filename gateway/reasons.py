@@ -113,6 +113,16 @@ class Reason(StrEnum):
     TRANSITION_NOT_ALLOWED = "transition_not_allowed"
     VERSION_CONFLICT = "version_conflict"
     ALREADY_REVOKED = "already_revoked"
+    # identity: keys, revocation, federation, proof of possession (issue 6)
+    TOKEN_REVOKED = "token_revoked"
+    IDP_UNAVAILABLE = "idp_unavailable"
+    ORG_NOT_MAPPED = "org_not_mapped"
+    KEYS_UNAVAILABLE = "keys_unavailable"
+    # RFC 9449 §7.1 / §12.2 error codes (`WWW-Authenticate: DPoP error=...`)
+    INVALID_DPOP_PROOF = "invalid_dpop_proof"
+    DPOP_REQUIRED = "dpop_required"
+    # RFC 7009 §2.2.1
+    UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"
     # an upstream stream that is not well-formed SSE (gateway/forward/events.py)
     UPSTREAM_MALFORMED = "upstream_malformed"
     # transport limits (gateway/api/hardening.py), before any route runs

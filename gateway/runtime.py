@@ -26,8 +26,11 @@ from gateway.forward.client import make_client
 from gateway.forward.meters import Meters
 from gateway.forward.probe import Prober
 from gateway.forward.upstream import Upstream
-from gateway.identity.tokens import TokenVerifier
+from gateway.identity.replay import ReplayGuard
+from gateway.identity.stage import Identity, start_identity
+from gateway.issuer.keystore import prepare_signing_keys, sealer_for
 from gateway.issuer.service import Issuer
+from gateway.issuer.tokens import TokenIssuer
 from gateway.limits.limiter import Limiter
 from gateway.limits.quota import Quotas
 from gateway.metrics import Metrics
@@ -51,7 +54,7 @@ _FIRST_LOAD_S = 5.0
 
 @dataclass(frozen=True)
 class Runtime:
-    identity: TokenVerifier
+    identity: Identity
     trust: TrustResolver
     catalog: Catalog
     policy: PolicyService
@@ -109,6 +112,7 @@ class Runtime:
         await self.audit.close()
         await self.policy.close()
         await self.upstream.aclose()
+        await self.identity.close()
         await self.store.close()
         await self.audit_reader.dispose()
 
@@ -117,7 +121,24 @@ async def start_runtime(settings: Settings) -> Runtime:
     bundle = load_bundle(settings.policy_dir)
     tiers = Tiers(bundle.tiers)
     store = make_request_db(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    issuer = Issuer.from_settings(settings, store=store, tiers=tiers)
+    # Keys first: the verifier loads them, and a wrong KEK must stop the start here.
+    sealer = sealer_for(settings)
+    await prepare_signing_keys(settings, sealer)
+    replay = ReplayGuard(settings.rate_limit_storage)
+    identity = await start_identity(settings, store=store, replay=replay, top_tier=tiers.names[-1])
+    issuer = Issuer(
+        issuer=settings.issuer,
+        keys=identity.own_keys,
+        sealer=sealer,
+        tokens=TokenIssuer(
+            issuer=settings.issuer, audience=settings.audience, ttl_s=settings.token_ttl_s
+        ),
+        store=store,
+        tiers=tiers,
+        verifier=identity.verifier,
+        replay=replay,
+        dpop=identity.dpop,
+    )
     policy = PolicyService(make_policy_engine(settings, bundle), policy_dir=settings.policy_dir)
     await policy.start()
     signer = _log_signer(settings)
@@ -150,9 +171,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     usage = UsageBook(store, flush_s=settings.usage_flush_s, metrics=metrics)
     usage.start()
     runtime = Runtime(
-        identity=TokenVerifier(
-            jwks=issuer.jwks()["keys"], issuer=settings.issuer, audience=settings.audience
-        ),
+        identity=identity,
         trust=TrustResolver(store, tiers),
         catalog=catalog,
         policy=policy,

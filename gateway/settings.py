@@ -12,7 +12,15 @@ import limits.aio.storage  # registers the async storages' schemes
 import limits.storage
 import yaml
 from limits import parse_many
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -82,6 +90,68 @@ class UpstreamSettings(BaseSettings):
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
         return [h.strip().lower().rstrip(".") for h in value if h.strip()]
+
+
+class ClaimMapping(BaseModel):
+    """Where a federated issuer puts what the gateway needs (dotted paths for nesting)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = "sub"
+    org: str | None = "org"  # matched against `orgissuer.org_claim`
+    roles: str | None = None  # e.g. "realm_access.roles" (Keycloak), "roles" (Entra)
+    tier: str | None = None  # a tier name the IdP asserts; capped by the database anyway
+    acr: str | None = "acr"
+    auth_time: str | None = "auth_time"
+
+
+class FederatedIssuer(BaseModel):
+    """An identity provider whose access tokens the gateway accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str
+    # One of them: OpenID discovery (its `issuer` must equal the one above) or the JWKS.
+    discovery_url: str | None = None
+    jwks_uri: str | None = None
+    audience: str
+    # Pinned before any key lookup; HS* never (a JWKS holds public keys).
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256"], min_length=1)
+    claims: ClaimMapping = Field(default_factory=ClaimMapping)
+    # The highest tier a token of this issuer may claim (None: the highest tier).
+    max_tier: str | None = None
+    # JWKS refreshed this often; on an unknown kid at most once per `refresh_min_s`.
+    jwks_ttl_s: float = Field(300.0, gt=0)
+    refresh_min_s: float = Field(30.0, ge=0)
+    # While the IdP is down, cached keys verify for this long after the last fetch; then
+    # its tokens are refused with 503 `idp_unavailable` (fail closed).
+    max_stale_s: float = Field(3600.0, gt=0)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if a not in ASYMMETRIC_ALGORITHMS]
+        if bad:
+            raise ValueError(
+                f"{bad} not allowed; use asymmetric algorithms: {sorted(ASYMMETRIC_ALGORITHMS)}"
+            )
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _no_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> FederatedIssuer:
+        if bool(self.discovery_url) == bool(self.jwks_uri):
+            raise ValueError("set exactly one of discovery_url and jwks_uri")
+        return self
+
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+)
 
 
 class VerificationSettings(BaseSettings):
@@ -197,7 +267,20 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8080"
     audience: str = "tac-gateway"
     token_ttl_s: int = Field(900, ge=60, le=86400)
+    # Keys of installs from before keys lived in the database: imported on first start.
     signing_key_file: Path = Path("./var/signing-key.pem")
+    # Seals the private signing keys in the database (AES-256-GCM via HKDF); required
+    # outside dev mode. Changing it makes the stored keys unreadable: rotate instead.
+    key_encryption_key: SecretStr = SecretStr("")
+    # Every replica re-reads the signing keys this often, and on an unknown kid at most
+    # once per `key_refresh_min_s`.
+    key_reload_s: float = Field(60.0, gt=0)
+    key_refresh_min_s: float = Field(5.0, ge=0)
+    federated_issuers: list[FederatedIssuer] = Field(default_factory=list)
+    # RFC 9449 proofs: accepted for this long after their `iat` (and this far ahead of the
+    # clock); their `jti` is remembered for that window (Redis when rate_limit_storage
+    # is Redis, so that every replica sees it; memory otherwise).
+    dpop_max_age_s: int = Field(60, ge=5, le=600)
 
     policy_engine: Literal["embedded", "opa"] = "embedded"
     policy_dir: Path = Field(default_factory=packaged_policies)
@@ -258,6 +341,21 @@ class Settings(BaseSettings):
             raise ValueError("is a placeholder; set a real key (or leave empty) outside dev mode")
         return value
 
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _real_kek(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        kek = value.get_secret_value()
+        if info.data.get("dev_mode") or not kek:
+            # Empty is refused when the keys are first needed (serve), not here: the admin
+            # commands never touch signing keys and must not need the KEK.
+            return value
+        if kek.lower() in PLACEHOLDER_SECRETS or len(kek) < 32:
+            raise ValueError(
+                "is a placeholder or shorter than 32 characters; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value
+
     @field_validator("issuer")
     @classmethod
     def _https_issuer(cls, value: str, info: ValidationInfo) -> str:
@@ -269,6 +367,21 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be https outside dev mode (http is accepted on loopback only)")
         return value.rstrip("/")
+
+    @field_validator("federated_issuers")
+    @classmethod
+    def _https_idps(
+        cls, value: list[FederatedIssuer], info: ValidationInfo
+    ) -> list[FederatedIssuer]:
+        # An IdP's keys fetched over plain http could be swapped in transit: every token
+        # it "signs" would verify. Loopback (tests, a sidecar) and dev mode excepted.
+        if info.data.get("dev_mode"):
+            return value
+        for idp in value:
+            for url in (idp.issuer, idp.discovery_url, idp.jwks_uri):
+                if url and urlsplit(url).scheme.lower() != "https" and not _is_loopback(url):
+                    raise ValueError(f"{url} must be https outside dev mode")
+        return value
 
     @field_validator("verification")
     @classmethod

@@ -28,6 +28,7 @@ test_public_refused_critical_model if {
 test_critical_may_use_every_tier if {
 	every floor in data.tacgw.tiers {
 		authz.decision.allow with input as object.union(base, {
+			"principal": {"pop": "dpop"},
 			"trust": {"tier": "critical", "org_status": "verified"},
 			"model": {"name": "m", "tier_floor": floor},
 		})

@@ -217,7 +217,12 @@ def test_quickstart_as_printed(demo: tuple[str, str, Path]) -> None:
 def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
     """`tac-gateway serve` on a fresh SQLite file migrates it, then answers /readyz."""
     port = free_port()
-    env = {**os.environ, "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    env = {
+        **os.environ,
+        "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        # Outside dev mode the signing keys are sealed with a key-encryption key.
+        "TACGW_KEY_ENCRYPTION_KEY": "test-kek-" + "0123456789abcdef" * 2,
+    }
     out = tmp_path / "serve.out"
     with out.open("w") as stdout:
         proc = subprocess.Popen(
@@ -239,7 +244,9 @@ def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
             pytest.fail("serve did not start")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"database": True, "policy": True, "limits": True}
-        assert (tmp_path / "var" / "signing-key.pem").stat().st_mode & 0o777 == 0o600
+        # The signing key is in the database, sealed; no key file is written.
+        assert not (tmp_path / "var" / "signing-key.pem").exists()
+        assert len(httpx.get(f"http://127.0.0.1:{port}/.well-known/jwks.json").json()["keys"]) == 1
         # One line at start says what it runs on; kinds only, no URL with credentials.
         assert out.read_text().splitlines() == [
             f"tac-gateway serving http://127.0.0.1:{port}"

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.admin import targets
-from gateway.db.models import AuditEvent, Client, ModelEntry, Organization, TrustGrant
+from gateway.db.models import (
+    AuditEvent,
+    Client,
+    ModelEntry,
+    Organization,
+    OrgIssuer,
+    TrustGrant,
+)
 from gateway.issuer.secrets import (
     hash_secret,
     new_client_id,
@@ -189,5 +199,75 @@ async def list_clients(engine: AsyncEngine, *, org_id: str | None = None) -> lis
 async def list_models(engine: AsyncEngine) -> list[ModelEntry]:
     async with AsyncSession(engine) as session:
         query = select(ModelEntry).order_by(ModelEntry.name)
+        result = await session.exec(query)  # type: ignore[call-overload]
+        return list(result.scalars().all())
+
+
+def check_client_jwks(jwks: Any) -> dict[str, Any]:
+    """A client's public JWKS for private_key_jwt, if usable: public asymmetric keys, each
+    with a `kid`. A private key here would mean its owner handed it out: refused."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ValueError('a JWKS is a JSON object {"keys": [...]} with at least one key')
+    for jwk in jwks["keys"]:
+        if not isinstance(jwk, dict) or jwk.get("kty") not in ("EC", "RSA", "OKP"):
+            raise ValueError("every key must be an EC, RSA or OKP public key (no shared secrets)")
+        if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi")):
+            raise ValueError(f"key {jwk.get('kid')!r} holds a private part: register public keys")
+        if not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
+            raise ValueError("every key needs a kid")
+        try:
+            jwt.PyJWK(jwk)
+        except jwt.PyJWTError as exc:
+            raise ValueError(f"key {jwk['kid']!r} is not a valid JWK: {exc}") from None
+    return {"keys": jwks["keys"]}
+
+
+async def set_client_jwks(
+    engine: AsyncEngine, *, client_id: str, jwks: dict[str, Any] | None
+) -> None:
+    """Register (or with None, remove) the client's public keys for private_key_jwt."""
+    stored = json.dumps(check_client_jwks(jwks)) if jwks is not None else None
+    async with AsyncSession(engine) as session:
+        client = await session.get(Client, client_id)
+        if client is None:
+            raise LookupError(f"no client {client_id}")
+        client.jwks = stored
+        await session.commit()
+
+
+async def bind_issuer(
+    engine: AsyncEngine,
+    *,
+    org_id: str,
+    issuer: str,
+    org_claim: str | None = None,
+    subject: str | None = None,
+) -> OrgIssuer:
+    """Bind an organization to a federated issuer (narrowed by claim value and subject)."""
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        binding = OrgIssuer(
+            org_id=org_id, issuer=issuer.rstrip("/"), org_claim=org_claim, subject=subject
+        )
+        session.add(binding)
+        await session.commit()
+        return binding
+
+
+async def unbind_issuer(engine: AsyncEngine, *, binding_id: int) -> None:
+    async with AsyncSession(engine) as session:
+        binding = await session.get(OrgIssuer, binding_id)
+        if binding is None:
+            raise LookupError(f"no issuer binding {binding_id}")
+        await session.delete(binding)
+        await session.commit()
+
+
+async def list_issuer_bindings(
+    engine: AsyncEngine, *, org_id: str | None = None
+) -> list[OrgIssuer]:
+    async with AsyncSession(engine) as session:
+        query = select(OrgIssuer).order_by(OrgIssuer.__table__.c.id)  # type: ignore[attr-defined]
+        if org_id is not None:
+            query = query.where(OrgIssuer.__table__.c.org_id == org_id)  # type: ignore[attr-defined]
         result = await session.exec(query)  # type: ignore[call-overload]
         return list(result.scalars().all())

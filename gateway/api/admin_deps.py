@@ -32,7 +32,12 @@ async def current_actor(
     rt: RuntimeDep,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Actor:
-    principal = rt.identity.verify(request.headers.get("authorization"))
+    principal = await rt.identity.authenticate(
+        request.headers.get("authorization"),
+        proof=request.headers.get("dpop"),
+        method=request.method,
+        path=request.url.path,
+    )
     trust = await rt.trust.resolve(principal)  # client_revoked / client_unknown: 401
     roles = tuple(r for r in principal.roles if r in trust.roles)
     return Actor(

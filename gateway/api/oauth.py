@@ -1,4 +1,5 @@
-"""The token endpoint (client credentials) and the JWKS that verifies what it issues.
+"""The OAuth endpoints: token (client credentials), revocation (RFC 7009), introspection
+(RFC 7662), the JWKS, and the server metadata (RFC 8414, also as OpenID discovery).
 
 HTTP only: reading the form and rendering RFC 6749 answers. The issuer decides.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote
 
@@ -19,7 +21,8 @@ from starlette.responses import Response
 from gateway.api.deps import RuntimeDep
 from gateway.api.render import oauth_error
 from gateway.errors import PayloadTooLarge
-from gateway.issuer.service import TokenGranted
+from gateway.issuer.metadata import INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, TOKEN_PATH
+from gateway.issuer.service import TokenGranted, TokenRefused
 from gateway.pipeline.body import read_body
 from gateway.reasons import Reason
 
@@ -63,6 +66,29 @@ _TOKEN_FORM = {
                         "scope": {"type": "string", "enum": ["models"]},
                         "client_id": {"type": "string"},
                         "client_secret": {"type": "string"},
+                        "client_assertion": {"type": "string"},
+                        "client_assertion_type": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+_TOKEN_ONLY_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "token_type_hint": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                        "client_assertion": {"type": "string"},
+                        "client_assertion_type": {"type": "string"},
                     },
                 }
             }
@@ -86,7 +112,7 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
 
     # slowapi keyed on the caller's address: the token endpoint is where secrets are guessed.
     @router.post(
-        "/oauth/token",
+        TOKEN_PATH,
         response_model=TokenResponse,
         responses=_ERRORS,
         openapi_extra=_TOKEN_FORM,
@@ -103,19 +129,85 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
             return fields
         client_id = _basic_client_id(authorization) or fields.get("client_id")
         answer = await rt.issuer.token(
-            form=fields, client_id=client_id, uri=str(request.url), headers=request.headers
+            form=fields,
+            client_id=client_id,
+            uri=str(request.url),
+            headers=request.headers,
+            dpop_proof=request.headers.get("dpop"),
         )
-        if isinstance(answer, TokenGranted):
-            return JSONResponse(
-                answer.body, headers={"cache-control": "no-store", "pragma": "no-cache"}
-            )
-        return oauth_error(answer.status, answer.reason, answer.description, answer.headers)
+        return _answer(answer)
 
-    @router.get("/.well-known/jwks.json", response_model=Jwks, summary="The issuer's public keys")
+    @router.post(
+        REVOCATION_PATH,
+        responses=_ERRORS,
+        openapi_extra=_TOKEN_ONLY_FORM,
+        summary="OAuth 2.0 token revocation (RFC 7009); the client must authenticate",
+    )
+    @limiter.limit(token_rate)
+    async def revoke(
+        request: Request,
+        rt: RuntimeDep,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Response:
+        return await _client_endpoint(request, rt.issuer.revoke, authorization)
+
+    @router.post(
+        INTROSPECTION_PATH,
+        responses=_ERRORS,
+        openapi_extra=_TOKEN_ONLY_FORM,
+        summary="OAuth 2.0 token introspection (RFC 7662); the client must authenticate",
+    )
+    @limiter.limit(token_rate)
+    async def introspect(
+        request: Request,
+        rt: RuntimeDep,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Response:
+        return await _client_endpoint(request, rt.issuer.introspect, authorization)
+
+    @router.get(JWKS_PATH, response_model=Jwks, summary="The issuer's public keys")
     async def jwks_document(rt: RuntimeDep) -> JSONResponse:
-        return JSONResponse(rt.issuer.jwks(), headers={"cache-control": "public, max-age=300"})
+        # Short cache: a rotation's new key must reach verifiers elsewhere quickly.
+        return JSONResponse(rt.issuer.jwks(), headers={"cache-control": "public, max-age=60"})
+
+    @router.get(
+        "/.well-known/oauth-authorization-server",
+        summary="Authorization server metadata (RFC 8414)",
+    )
+    async def server_metadata(rt: RuntimeDep) -> JSONResponse:
+        return JSONResponse(rt.issuer.metadata(), headers={"cache-control": "public, max-age=300"})
+
+    @router.get(
+        "/.well-known/openid-configuration",
+        summary="The same metadata at the OpenID discovery path",
+    )
+    async def openid_configuration(rt: RuntimeDep) -> JSONResponse:
+        return JSONResponse(rt.issuer.metadata(), headers={"cache-control": "public, max-age=300"})
 
     return router
+
+
+async def _client_endpoint(
+    request: Request,
+    endpoint: Callable[..., Awaitable[TokenGranted | TokenRefused]],
+    authorization: str | None,
+) -> Response:
+    fields = await _read_form(request)
+    if isinstance(fields, Response):
+        return fields
+    client_id = _basic_client_id(authorization) or fields.get("client_id")
+    answer = await endpoint(
+        form=fields, client_id=client_id, uri=str(request.url), headers=request.headers
+    )
+    return _answer(answer)
+
+
+def _answer(answer: TokenGranted | TokenRefused) -> Response:
+    if isinstance(answer, TokenGranted):
+        return JSONResponse(
+            answer.body, headers={"cache-control": "no-store", "pragma": "no-cache"}
+        )
+    return oauth_error(answer.status, answer.reason, answer.description, answer.headers)
 
 
 async def _read_form(request: Request) -> dict[str, str] | Response:

@@ -42,6 +42,9 @@ def _call(request: Request, endpoint: str, **extra: object) -> Call:
         disconnected=_disconnected(request.receive),
         body=request.stream(),
         declared_length=int(declared) if declared and declared.isdigit() else None,
+        method=request.method,
+        path=request.scope["path"],
+        dpop=request.headers.get("dpop"),
         source=request.client.host if request.client else None,
         user_agent=(request.headers.get("user-agent") or "")[:300] or None,
         **extra,  # type: ignore[arg-type]

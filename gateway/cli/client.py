@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import clients, ops
 from gateway.cli.context import By, actor, org_named, with_engine
-from gateway.cli.output import JsonFlag, emit, emit_rows, iso_utc
+from gateway.cli.output import JsonFlag, emit, emit_rows, fail, iso_utc
 
 app = typer.Typer(help="OAuth clients of organizations.", no_args_is_help=True)
 
@@ -106,3 +109,54 @@ def list_(
         emit_rows(rows, columns=columns, as_json=as_json)
 
     with_engine(work)
+
+
+jwks_app = typer.Typer(
+    help="A client's public keys for private_key_jwt (RFC 7523).", no_args_is_help=True
+)
+app.add_typer(jwks_app, name="jwks")
+
+
+@jwks_app.command("set")
+def jwks_set(
+    client_id: str,
+    jwks_file: Annotated[
+        Path, typer.Argument(help="A JSON file with the client's public JWKS ('-': stdin).")
+    ],
+) -> None:
+    """Register the client's public keys: it may then authenticate with private_key_jwt."""
+    raw = sys.stdin.read() if str(jwks_file) == "-" else _read(jwks_file)
+    try:
+        jwks = ops.check_client_jwks(json.loads(raw))
+    except (ValueError, json.JSONDecodeError) as exc:
+        fail(f"not a usable public JWKS: {exc}")
+
+    async def work(engine: AsyncEngine) -> None:
+        try:
+            await ops.set_client_jwks(engine, client_id=client_id, jwks=jwks)
+        except LookupError:
+            fail(f"no client {client_id!r}")
+        kids = ", ".join(k["kid"] for k in jwks["keys"])
+        print(f"client {client_id}: private_key_jwt with keys {kids}")
+
+    with_engine(work)
+
+
+@jwks_app.command("clear")
+def jwks_clear(client_id: str) -> None:
+    """Remove the client's public keys: private_key_jwt stops working for it at once."""
+
+    async def work(engine: AsyncEngine) -> None:
+        try:
+            await ops.set_client_jwks(engine, client_id=client_id, jwks=None)
+        except LookupError:
+            fail(f"no client {client_id!r}")
+
+    with_engine(work)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")

@@ -381,3 +381,82 @@ def show(name: str, as_json: JsonFlag = False) -> None:
         )
 
     with_engine(work)
+
+
+issuer_app = typer.Typer(
+    help="Federated issuers an organization owns: their tokens map to it, and only theirs.",
+    no_args_is_help=True,
+)
+app.add_typer(issuer_app, name="issuer")
+
+
+@issuer_app.command("bind")
+def issuer_bind(
+    name: str,
+    issuer: str,
+    claim: Annotated[
+        str | None,
+        typer.Option(help="Only tokens whose organization claim has this value."),
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="Only tokens of this subject.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Bind the organization to an issuer listed in settings.federated_issuers."""
+
+    async def work(engine: AsyncEngine) -> None:
+        org = await org_named(engine, name)
+        bound = await ops.bind_issuer(
+            engine, org_id=org.id, issuer=issuer, org_claim=claim, subject=subject
+        )
+        emit(
+            {
+                "binding_id": bound.id,
+                "org": name,
+                "issuer": bound.issuer,
+                "claim": claim,
+                "subject": subject,
+            },
+            as_json=as_json,
+        )
+
+    with_engine(work)
+
+
+@issuer_app.command("unbind")
+def issuer_unbind(binding_id: int) -> None:
+    """Remove a binding: the tokens it mapped are refused on their next request."""
+
+    async def work(engine: AsyncEngine) -> None:
+        try:
+            await ops.unbind_issuer(engine, binding_id=binding_id)
+        except LookupError:
+            fail(f"no issuer binding {binding_id}")
+
+    with_engine(work)
+
+
+@issuer_app.command("list")
+def issuer_list(
+    name: Annotated[str | None, typer.Argument(help="Only this organization's.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List issuer bindings."""
+
+    async def work(engine: AsyncEngine) -> None:
+        owner = await org_named(engine, name) if name is not None else None
+        orgs = {o.id: o.name for o in await ops.list_orgs(engine)}
+        rows = [
+            {
+                "binding_id": b.id,
+                "org": orgs.get(b.org_id, b.org_id),
+                "issuer": b.issuer,
+                "claim": b.org_claim,
+                "subject": b.subject,
+            }
+            for b in await ops.list_issuer_bindings(engine, org_id=owner.id if owner else None)
+        ]
+        emit_rows(
+            rows, columns=["binding_id", "org", "issuer", "claim", "subject"], as_json=as_json
+        )
+
+    with_engine(work)

@@ -121,6 +121,9 @@ class Client(SQLModel, table=True):
     # Space-separated roles its tokens carry (`admin`, `auditor`, `org_admin`); "" for a
     # defender's client, which only calls models.
     roles: str = Field(default="", max_length=200)
+    # The client's public keys (a JWKS, JSON) for `private_key_jwt` (RFC 7523); None: the
+    # client authenticates with its secret only.
+    jwks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
@@ -275,6 +278,52 @@ class UsageDaily(UsageDailyBase, table=True):
 
 class UsageDailyPublic(UsageDailyBase):
     total_tokens: int = 0
+
+
+class SigningKey(SQLModel, table=True):
+    """One of the issuer's signing keys; the private part sealed with the key-encryption key.
+
+    The current key is the newest with `rotated_at` unset. A rotated key stops signing at
+    `rotated_at` and keeps verifying (stays in the JWKS) until `retire_at`, when the last
+    token it signed has expired.
+    """
+
+    kid: str = Field(primary_key=True, max_length=64)  # RFC 7638 thumbprint
+    alg: str = Field(max_length=10)
+    public_jwk: str = Field(sa_column=Column(Text, nullable=False))
+    # AES-256-GCM under the key-encryption key (gateway/issuer/sealing.py); never logged.
+    private_key: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    rotated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    retire_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class RevokedToken(SQLModel, table=True):
+    """An access token revoked before its expiry (RFC 7009); kept until it has expired."""
+
+    jti: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=64)
+    exp: datetime = Field(sa_column=_ts())
+    revoked_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class OrgIssuer(SQLModel, table=True):
+    """Binds an organization to a federated issuer it owns, optionally narrowed.
+
+    A federated token maps to the organization only through such a row: same issuer, and
+    where set, the same value of the issuer's organization claim and the same subject.
+    """
+
+    __table_args__ = (Index("ix_orgissuer_issuer", "issuer"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organization.id", max_length=64)
+    issuer: str = Field(max_length=500)
+    # None: any value (the issuer belongs to this organization alone).
+    org_claim: str | None = Field(default=None, max_length=200)
+    subject: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
 
 # The audit transparency log (gateway/audit/ledger.py; docs/architecture.md explains it).
 

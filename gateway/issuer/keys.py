@@ -1,11 +1,10 @@
-"""The gateway's signing key: loaded from (or created at) a PEM file, published as a JWKS."""
+"""The issuer's signing keys as values: a P-256 private key, its `kid` and public JWK."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,19 @@ class SigningKey:
 
     @property
     def public_jwk(self) -> dict[str, Any]:
-        jwk: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(self.private_key.public_key()))
-        return {**jwk, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
+        return public_jwk(self.private_key.public_key(), kid=self.kid)
+
+    def pem(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def public_jwk(key: ec.EllipticCurvePublicKey, *, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(key))
+    return {**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
 def thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
@@ -36,26 +46,18 @@ def thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def load_or_create(path: Path) -> SigningKey:
-    if path.exists():
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(loaded, ec.EllipticCurvePrivateKey) or loaded.curve.name != "secp256r1":
-            raise ValueError(f"{path} is not a P-256 private key (ES256 is pinned)")
-        key = loaded
-    else:
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Created 0600 from the start: the key must never be readable by other users.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
+def new_key() -> SigningKey:
+    key = ec.generate_private_key(ec.SECP256R1())
     return SigningKey(kid=thumbprint(key.public_key()), private_key=key)
 
 
-def jwks(keys: list[SigningKey]) -> dict[str, list[dict[str, Any]]]:
-    return {"keys": [k.public_jwk for k in keys]}
+def from_pem(pem: bytes, *, source: str) -> SigningKey:
+    loaded = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey) or loaded.curve.name != "secp256r1":
+        raise ValueError(f"{source} is not a P-256 private key (ES256 is pinned)")
+    return SigningKey(kid=thumbprint(loaded.public_key()), private_key=loaded)
+
+
+def load_file(path: Path) -> SigningKey:
+    """A PEM key file of an install from before keys lived in the database."""
+    return from_pem(path.read_bytes(), source=str(path))

@@ -23,6 +23,11 @@ class Call:
     declared_length: int | None = None
     model_id: str | None = None  # for models.retrieve
     refusal: GatewayError | None = None  # for "unmatched": what the router decided (404/405)
+    # What a DPoP proof (RFC 9449) is checked against: the request's method and URL (the
+    # gateway's public base, `Settings.issuer`, plus this path: never the Host header).
+    method: str = "POST"
+    path: str = ""
+    dpop: str | None = None  # the `DPoP` header
     source: str | None = None  # the caller's address, for the audit record
     user_agent: str | None = None
 

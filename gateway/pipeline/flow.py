@@ -15,12 +15,13 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from gateway.audit.event import PolicyRecord, policy_input_text
 from gateway.audit.record import AuditDraft
 from gateway.audit.writer import AuditUnavailable
-from gateway.errors import Forbidden, GatewayError, NotFound, Unauthorized, Unavailable
+from gateway.errors import Forbidden, GatewayError, NotFound, Unavailable
 from gateway.forward.relay import ClientGone, OnEnd, UpstreamStream
 from gateway.forward.upstream import (
     UpstreamRefused,
@@ -28,6 +29,7 @@ from gateway.forward.upstream import (
     output_bound,
     prepare_body,
 )
+from gateway.identity.dpop import dpop_required
 from gateway.identity.principal import Principal
 from gateway.limits.limiter import Admission
 from gateway.pipeline.body import parse_request, read_body
@@ -85,13 +87,14 @@ async def _proxy(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
     # a later failure (upstream, caller gone) is then an allowed request that failed.
     cleared = False
     try:
-        principal = draft.principal = rt.identity.verify(call.authorization)
+        principal = draft.principal = await _identify(rt, call)
         raw = await read_body(call.body, declared=call.declared_length, limit=rt.body_limit)
         draft.request_hash = hashlib.sha256(raw).hexdigest()
         request = parse_request(raw, endpoint)
         route = await rt.catalog.lookup(request.model)
         draft.model = route.name
         trust = await rt.trust.resolve(principal)
+        principal = _placed(draft, principal, trust)
         draft.tier = trust.tier
         facts = RequestFacts(
             endpoint=endpoint.name,
@@ -215,8 +218,9 @@ async def _models(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
     tier never learns that a higher-tier model is there.
     """
     try:
-        principal = draft.principal = rt.identity.verify(call.authorization)
+        principal = draft.principal = await _identify(rt, call)
         trust = await rt.trust.resolve(principal)
+        principal = _placed(draft, principal, trust)
         draft.tier = trust.tier
         await rt.limits.hit(principal.subject, tier=trust.tier)
         routes = await rt.catalog.routes()
@@ -254,8 +258,8 @@ async def _unmatched(rt: Runtime, call: Call, draft: AuditDraft) -> Outcome:
     """A path or method the API does not have: refused, but audited with who asked."""
     assert call.refusal is not None
     # The refusal stands either way; an anonymous caller is recorded as such.
-    with contextlib.suppress(Unauthorized):
-        draft.principal = rt.identity.verify(call.authorization)
+    with contextlib.suppress(GatewayError):
+        draft.principal = await _identify(rt, call)
     return _refused(draft, call.refusal, allow=False)
 
 
@@ -289,10 +293,26 @@ async def _decide(
     return decision
 
 
+async def _identify(rt: Runtime, call: Call) -> Principal:
+    return await rt.identity.authenticate(
+        call.authorization, proof=call.dpop, method=call.method, path=call.path
+    )
+
+
+def _placed(draft: AuditDraft, principal: Principal, trust: Trust) -> Principal:
+    """A federated principal's organization, as the trust stage mapped it (audit, policy)."""
+    if principal.federated:
+        principal = draft.principal = replace(principal, org_id=trust.org_id)
+    return principal
+
+
 def _enforce(decision: Decision, trust: Trust, route: Route) -> None:
     """Raise the refusal a denying decision stands for."""
     if decision.allow:
         return
+    if tuple(decision.reasons) == (Reason.DPOP_REQUIRED,):
+        # RFC 9449 §7.1: a 401 with the DPoP challenge, so the client knows what to send.
+        raise dpop_required()
     failed = _POLICY_FAILED & set(decision.reasons)
     if failed:
         raise Unavailable(

@@ -43,7 +43,15 @@ class PolicyInput:
                 "tier_claim": p.tier_claim,
                 "scopes": list(p.scopes),
                 "token_id": p.token_id,
+                "issuer": p.issuer,
+                "federated": p.federated,
+                "roles": list(p.roles),
+                # How strongly the caller authenticated, and when (federated `auth_time`).
                 "auth_strength": p.auth_strength,
+                "auth_time": p.auth_time,
+                # Proof of possession: "dpop" when this request proved the token's key.
+                "pop": p.pop,
+                "token_bound": p.jkt is not None,
             },
             "trust": {
                 "tier": t.tier,

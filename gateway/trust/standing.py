@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 
 from gateway.db.access import RequestDb
-from gateway.db.models import Client, Organization, TrustGrant
+from gateway.db.models import Client, Organization, RevokedToken, TrustGrant
 from gateway.reasons import Reason
 from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.tiers import Tiers
@@ -27,6 +27,7 @@ class Standing:
     client_id: str
     client_active: bool
     secret_hash: str
+    jwks: str | None  # public keys for private_key_jwt, as registered (JSON)
     roles: tuple[str, ...]
     org_id: str
     org_status: str
@@ -37,9 +38,17 @@ class Standing:
     # A dead grant above `tier`, and why it died: what the caller would hold otherwise.
     lapsed_tier: str | None = None
     lapsed_reason: Reason | None = None
+    # The token being checked (by `jti`) is on the revocation list.
+    token_revoked: bool = False
 
 
 _c, _o, _g = Client.__table__.c, Organization.__table__.c, TrustGrant.__table__.c  # type: ignore[attr-defined]
+_r = RevokedToken.__table__.c  # type: ignore[attr-defined]
+
+# The revocation list, folded into the same read: one primary-key probe in the query the
+# request makes anyway, so a revocation holds on the next request on every replica at no
+# extra round trip (docs/architecture.md, "Revocation").
+_REVOKED = exists().where(_r.jti == bindparam("jti")).label("token_revoked")
 
 # Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form).
 _APPLIES = and_(
@@ -50,7 +59,9 @@ STANDING_QUERY = (
     select(
         _c.revoked_at,
         _c.secret_hash,
+        _c.jwks,
         _c.roles,
+        _REVOKED,
         _o.id,
         _o.status,
         _g.tier,
@@ -64,15 +75,21 @@ STANDING_QUERY = (
 
 
 async def load_standing(
-    db: RequestDb, *, client_id: str, subject: str, tiers: Tiers, now: datetime | None = None
+    db: RequestDb,
+    *,
+    client_id: str,
+    subject: str,
+    tiers: Tiers,
+    jti: str | None = None,
+    now: datetime | None = None,
 ) -> Standing | None:
     rows: Sequence[Any] = await db.read(
-        STANDING_QUERY, {"client_id": client_id, "subject": subject}
+        STANDING_QUERY, {"client_id": client_id, "subject": subject, "jti": jti}
     )
     if not rows:
         return None
     now = now or datetime.now(UTC)
-    revoked_at, secret_hash, roles, org_id, org_status = rows[0][:5]
+    revoked_at, secret_hash, jwks, roles, token_revoked, org_id, org_status = rows[0][:7]
     best, expires = tiers.lowest, None
     lapsed, why = tiers.lowest, None
     for *_, tier, tier_expires, grant_revoked in rows:
@@ -92,6 +109,7 @@ async def load_standing(
         client_id=client_id,
         client_active=revoked_at is None,
         secret_hash=secret_hash,
+        jwks=jwks,
         roles=tuple(roles.split()),
         org_id=org_id,
         org_status=org_status,
@@ -99,4 +117,5 @@ async def load_standing(
         tier_expires_at=expires,
         lapsed_tier=lapsed if why is not None and tiers.rank(lapsed) > tiers.rank(best) else None,
         lapsed_reason=why if tiers.rank(lapsed) > tiers.rank(best) else None,
+        token_revoked=bool(token_revoked),
     )

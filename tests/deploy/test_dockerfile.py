@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -139,9 +140,7 @@ def test_build_context_holds_the_package_and_no_secrets() -> None:
         "gateway/cli/__init__.py",
         "policies/authz.rego",
         "policies/data.json",
-    } <= (
-        admitted
-    )
+    } <= (admitted)
     assert not [p for p in admitted if p.startswith(("tests/", "var/", ".venv/", ".git/"))]
     assert not [p for p in admitted if p.endswith("_test.rego") or "__pycache__" in p]
     probe = ["var/signing-key.pem", ".venv/bin/python", "gateway/__pycache__/x.pyc", "deploy/x"]
@@ -189,6 +188,8 @@ def image_env(dockerfile: DockerfileParser, root: Path) -> dict[str, str]:
         for image_path, here in mapping.items():
             value = value.replace(image_path, here)
         env[name] = value
+    # Supplied at run time from a Secret (the chart's keyEncryptionKey), never baked in.
+    env["TACGW_KEY_ENCRYPTION_KEY"] = "test-kek-" + "0123456789abcdef" * 2
     env["PYTHONPATH"] = str(root / "opt-tacgw")
     env["TMPDIR"] = str(root / "tmp")
     return env
@@ -240,9 +241,10 @@ def test_image_migrates_and_serves_on_a_read_only_root(
             time.sleep(0.3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
             assert json.load(resp)["checks"] == {"database": True, "policy": True, "limits": True}
-        # The signing key was created where the image says: in the volume, private.
-        key = image_root / "var-lib-tacgw" / "signing-key.pem"
-        assert key.is_file() and (key.stat().st_mode & 0o077) == 0
+        # The signing key was created in the database in the volume, sealed with the KEK.
+        with sqlite3.connect(image_root / "var-lib-tacgw" / "tacgw.db") as db:
+            (sealed,) = db.execute("SELECT private_key FROM signingkey").fetchone()
+        assert sealed.startswith("aesgcm1.") and "PRIVATE KEY" not in sealed
     finally:
         server.terminate()
         server.communicate(timeout=15)

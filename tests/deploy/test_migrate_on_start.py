@@ -25,6 +25,8 @@ def serve_once(tmp_path: Path, **env: str) -> None:
         "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'gw.db'}",
         "TACGW_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
         "TACGW_ISSUER": f"http://127.0.0.1:{port}",
+        # Not dev mode: the signing keys are sealed with a real key-encryption key.
+        "TACGW_KEY_ENCRYPTION_KEY": "test-kek-" + "0123456789abcdef" * 2,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
@@ -62,7 +64,38 @@ def test_serve_migrates_by_default(tmp_path: Path) -> None:
 
 
 def test_replicas_serve_without_touching_the_schema(tmp_path: Path) -> None:
-    """TACGW_MIGRATE_ON_START=false: the replica starts and creates no table at all."""
+    """TACGW_MIGRATE_ON_START=false on a migrated database: the replica serves, and the
+    schema is exactly what the migration made."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TACGW_")}
+    url = f"sqlite:///{tmp_path / 'gw.db'}"
+    subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "migrate"],
+        env={**env, "TACGW_DATABASE_URL": url},
+        check=True,
+        timeout=60,
+    )
+    before = tables(tmp_path / "gw.db")
     serve_once(tmp_path, TACGW_MIGRATE_ON_START="false")
-    db = tmp_path / "gw.db"
-    assert not db.exists() or tables(db) == set()
+    assert tables(tmp_path / "gw.db") == before
+
+
+def test_replica_on_an_unmigrated_database_stops_and_says_so(tmp_path: Path) -> None:
+    """Its signing keys live in the database: without the schema a replica cannot serve,
+    so it exits naming the fix, and creates no table."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TACGW_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(free_port())],
+        env={
+            **env,
+            "TACGW_DATABASE_URL": f"sqlite:///{tmp_path / 'gw.db'}",
+            "TACGW_MIGRATE_ON_START": "false",
+            "TACGW_KEY_ENCRYPTION_KEY": "test-kek-" + "0123456789abcdef" * 2,
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_S,
+    )
+    assert done.returncode != 0
+    assert "tac-gateway migrate" in done.stdout + done.stderr
+    assert tables(tmp_path / "gw.db") == set()

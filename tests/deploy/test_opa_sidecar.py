@@ -93,7 +93,8 @@ def test_sidecar_loads_the_configmap_once_and_decides(sidecar: tuple[str, Path])
     policies = _get(f"{base}/v1/policies")["result"]
     assert len(policies) == len(load_bundle(POLICY_DIR).modules)
     allowed = {
-        "principal": {"sub": "c1", "scopes": ["models"]},
+        # The critical tier takes DPoP-bound tokens: this caller proved possession.
+        "principal": {"sub": "c1", "scopes": ["models"], "pop": "dpop"},
         "trust": {"tier": "critical", "org_status": "verified"},
         "model": {
             "name": "cyber",

@@ -7,18 +7,18 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from gateway.issuer.keys import load_or_create
+from gateway.issuer.keys import load_file
 from tests.support.services import REPO_ROOT
 
 RUNBOOK = REPO_ROOT / "docs" / "operations.md"
 
 
 def test_documented_signing_key_command_makes_a_key_the_gateway_loads(tmp_path: Path) -> None:
-    """The `openssl genpkey` line (install and rotation) makes a P-256 key the gateway accepts."""
+    """The `openssl genpkey` line (install) makes a P-256 key the gateway imports."""
     commands = set(re.findall(r"^\s*(openssl genpkey .*)$", RUNBOOK.read_text(), re.MULTILINE))
-    assert len(commands) == 1, f"one key command, used for install and rotation: {commands}"
+    assert len(commands) == 1, f"one key command, used at install: {commands}"
     subprocess.run(shlex.split(commands.pop()), cwd=tmp_path, check=True, timeout=30)
-    key = load_or_create(tmp_path / "signing-key.pem")
+    key = load_file(tmp_path / "signing-key.pem")
     assert key.public_jwk["crv"] == "P-256" and key.kid
 
 

@@ -28,6 +28,7 @@ import redis
 from gateway.admin import ops
 from gateway.db.engine import make_engine
 from gateway.settings import Settings
+from tests.support.dpop import DpopAuth, DpopKey
 from tests.support.services import REPO_ROOT
 
 STACK = REPO_ROOT / "deploy" / "stack"
@@ -114,19 +115,33 @@ def stack(opa_bin: Path) -> Iterator[Stack]:
         subprocess.run(["rm", "-rf", str(directory)], check=False, timeout=60)
 
 
-def _token(base_url: str, client_id: str, secret: str) -> str:
+# The critical model takes DPoP-bound tokens; one key pair per test client. Proofs name
+# the fleet's public URL (the issuer), as a client behind the load balancer would.
+DPOP = DpopKey()
+
+
+def _token(stack: Stack, base_url: str, client_id: str, secret: str) -> str:
+    issuer = stack.env["TACGW_ISSUER"]
     reply = httpx.post(
         f"{base_url}/oauth/token",
         auth=(client_id, secret),
         data={"grant_type": "client_credentials"},
+        headers={"DPoP": DPOP.proof("POST", f"{issuer}/oauth/token")},
         timeout=10,
     )
     reply.raise_for_status()
     return str(reply.json()["access_token"])
 
 
-def _chat(base_url: str, token: str, model: str = "cyber") -> str:
-    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=token, max_retries=0, timeout=10)
+def _chat(stack: Stack, base_url: str, token: str, model: str = "cyber") -> str:
+    auth = DpopAuth(DPOP, token, public_base=stack.env["TACGW_ISSUER"])
+    client = openai.OpenAI(
+        base_url=f"{base_url}/v1",
+        api_key=token,
+        max_retries=0,
+        timeout=10,
+        http_client=httpx.Client(auth=auth),
+    )
     reply = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "status of substation 7"}]
     )
@@ -154,17 +169,17 @@ def test_replicas_serve_and_a_revocation_reaches_both(stack: Stack) -> None:
     creds = stack.cli("client", "create", "Grid Defenders")
     client_id, secret = str(creds["client_id"]), str(creds["client_secret"])
 
-    tokens = {url: _token(url, client_id, secret) for url in stack.gateways}
+    tokens = {url: _token(stack, url, client_id, secret) for url in stack.gateways}
     for url in stack.gateways:
-        assert _chat(url, tokens[url])
+        assert _chat(stack, url, tokens[url])
     # One signing key and issuer for the fleet: a token from one replica works on the other.
     first, second = stack.gateways
-    assert _chat(second, tokens[first])
+    assert _chat(stack, second, tokens[first])
 
     _revoke(stack.env["TACGW_DATABASE_URL"], int(str(grant["grant_id"])))
     for url in stack.gateways:
         with pytest.raises(openai.PermissionDeniedError) as denied:
-            _chat(url, tokens[url])
+            _chat(stack, url, tokens[url])
         assert denied.value.code == "grant_revoked", url
 
 
@@ -183,9 +198,9 @@ def test_runbook_suspension_reaches_both_replicas(stack: Stack) -> None:
     stack.cli("org", "create", "Water Utility")
     creds = stack.cli("client", "create", "Water Utility")
     client_id, secret = str(creds["client_id"]), str(creds["client_secret"])
-    tokens = {url: _token(url, client_id, secret) for url in stack.gateways}
+    tokens = {url: _token(stack, url, client_id, secret) for url in stack.gateways}
     for url in stack.gateways:
-        assert _chat(url, tokens[url], model="general")
+        assert _chat(stack, url, tokens[url], model="general")
 
     command = ["psql", stack.env["TACGW_DATABASE_URL"], "-q", "-v", "ON_ERROR_STOP=1"]
     psql = subprocess.run(
@@ -200,7 +215,7 @@ def test_runbook_suspension_reaches_both_replicas(stack: Stack) -> None:
 
     for url in stack.gateways:
         with pytest.raises(openai.PermissionDeniedError) as denied:
-            _chat(url, tokens[url], model="general")
+            _chat(stack, url, tokens[url], model="general")
         assert denied.value.code == "org_suspended", url
         refused = httpx.post(
             f"{url}/oauth/token",

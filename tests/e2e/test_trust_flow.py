@@ -26,6 +26,7 @@ from gateway.admin.actor import Actor
 from gateway.reasons import Reason
 from gateway.settings import VerificationSettings
 from gateway.trust.proof import record_name
+from tests.support.dpop import DpopAuth, DpopKey
 from tests.support.gateway import GatewayFactory, RunningGateway
 from tests.support.proof_servers import LoopbackDns, LoopbackWeb
 from tests.support.services import free_port
@@ -62,11 +63,13 @@ class Caller:
         return status, answer["error"]["code"], answer["error"]["message"]
 
 
-def _token(gw: RunningGateway, client_id: str, secret: str) -> str:
+def _token(gw: RunningGateway, client_id: str, secret: str, dpop: DpopKey | None = None) -> str:
+    url = f"{gw.base_url}/oauth/token"
     reply = httpx.post(
-        f"{gw.base_url}/oauth/token",
+        url,
         auth=(client_id, secret),
         data={"grant_type": "client_credentials"},
+        headers={"DPoP": dpop.proof("POST", url)} if dpop is not None else {},
     )
     assert reply.status_code == 200, reply.text
     return str(reply.json()["access_token"])
@@ -181,13 +184,26 @@ def test_apply_prove_approve_use_revoke(
     )[:2] == (403, Reason.ROLE_NOT_GRANTABLE)
     status, soc = applicant("POST", f"/admin/orgs/{org_id}/clients", {"name": "SOC automation"})
     assert status == 201, soc
-    defender_token = _token(gw, soc["client_id"], soc["client_secret"])
-    defender = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=defender_token, max_retries=0)
+    # The cyber model takes DPoP-bound tokens: the defender holds a key pair.
+    key = DpopKey()
+    defender_token = _token(gw, soc["client_id"], soc["client_secret"], dpop=key)
+
+    def dpop_client(base: str) -> openai.OpenAI:
+        # Proofs name the fleet's public URL (the issuer), whichever replica serves them.
+        auth = DpopAuth(key, defender_token, public_base=gw.settings.issuer)
+        return openai.OpenAI(
+            base_url=f"{base}/v1",
+            api_key=defender_token,
+            max_retries=0,
+            http_client=httpx.Client(auth=auth),
+        )
+
+    defender = dpop_client(gw.base_url)
     defender.chat.completions.create(model="cyber", messages=MSG)
 
     with contextlib.ExitStack() as stack:
         other = stack.enter_context(second_gateway(gw)) if database == "postgres" else gw.base_url
-        on_other = openai.OpenAI(base_url=f"{other}/v1", api_key=defender_token, max_retries=0)
+        on_other = dpop_client(other)
         on_other.chat.completions.create(model="cyber", messages=MSG)
 
         status, revoked = admin(

@@ -1,6 +1,6 @@
-"""Hypothesis against the bearer-token verifier: whatever the header, payload, signature
-or claims, the answer is a `Principal` or a 401 with a documented identity reason, never
-another exception."""
+"""Hypothesis against the access-token verifier (gateway/identity/tokens.py): whatever the
+Authorization header, JWT header, payload, signature or claims, the answer is a
+`Principal` or a 401 with a documented identity reason, never another exception."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from jwt.algorithms import ECAlgorithm
 
 from gateway.errors import Unauthorized
 from gateway.identity.principal import Principal
-from gateway.identity.tokens import TokenVerifier
-from gateway.issuer.keys import SigningKey, jwks, thumbprint
+from gateway.issuer.keys import SigningKey, thumbprint
 from gateway.reasons import Reason
+from tests.support.verify import SyncVerifier
 
 ISSUER = "https://gw.example"
 AUDIENCE = "tac-gateway"
@@ -50,11 +50,12 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _verifier() -> TokenVerifier:
-    return TokenVerifier(jwks=jwks([KEY])["keys"], issuer=ISSUER, audience=AUDIENCE)
+def _verifier() -> SyncVerifier:
+    """The real verifier over the gateway's own issuer (tests/support/verify.py)."""
+    return SyncVerifier([KEY], issuer=ISSUER, audience=AUDIENCE)
 
 
-def check(verifier: TokenVerifier, authorization: str | None) -> Principal | None:
+def check(verifier: SyncVerifier, authorization: str | None) -> Principal | None:
     """Verify; a refusal must be a 401 with a documented reason. Twice: the second call
     takes the verified-token cache's path."""
     try:
@@ -92,6 +93,7 @@ CLAIMS = {
     "tier": st.sampled_from(["public", "verified", "critical"]),
     "scope": st.text(max_size=20),
     "roles": st.lists(st.text(max_size=8), max_size=2),
+    "cnf": st.fixed_dictionaries({"jkt": st.text(max_size=12)}),
 }
 
 

@@ -29,11 +29,11 @@ def gw(module_gateway: RunningGateway) -> RunningGateway:
 
 
 def _gateway_key(gw: RunningGateway) -> tuple[ec.EllipticCurvePrivateKey, str]:
-    """The gateway's own signing key (from its PEM file) and its kid (from the JWKS)."""
-    key = serialization.load_pem_private_key(gw.settings.signing_key_file.read_bytes(), None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    """The gateway's own signing key (from its database) and its kid (also in the JWKS)."""
+    signing = gw.signing_key()
     (jwk,) = httpx.get(f"{gw.base_url}/.well-known/jwks.json").json()["keys"]
-    return key, jwk["kid"]
+    assert jwk["kid"] == signing.kid
+    return signing.private_key, signing.kid
 
 
 def _claims(gw: RunningGateway, **overrides: Any) -> dict[str, Any]:
@@ -242,4 +242,5 @@ def test_other_gateway_token_refused(gw: RunningGateway, gateway_factory: Gatewa
     other = gateway_factory.start()
     resp = _call(gw, "models", f"Bearer {other.token('critical')}")
     assert resp.status_code == 401
-    assert resp.json()["error"]["code"] == Reason.TOKEN_UNKNOWN_KID
+    # Its issuer (another URL) is not one this gateway trusts: refused before any key lookup.
+    assert resp.json()["error"]["code"] == Reason.TOKEN_WRONG_ISSUER

@@ -10,9 +10,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.errors import Unauthorized
-from gateway.identity.tokens import LEEWAY_S, TokenVerifier
-from gateway.issuer.keys import ALGORITHM, SigningKey, jwks, thumbprint
+from gateway.identity.tokens import LEEWAY_S
+from gateway.issuer.keys import ALGORITHM, SigningKey, thumbprint
 from gateway.reasons import Reason
+from tests.support.verify import SyncVerifier
 
 ISSUER, AUDIENCE = "https://gw.test", "tac-gateway"
 
@@ -40,10 +41,8 @@ def _token(key: SigningKey, *, exp: float, nbf: float) -> str:
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
-def _verifier(key: SigningKey, cache_size: int = 10) -> TokenVerifier:
-    return TokenVerifier(
-        jwks=jwks([key])["keys"], issuer=ISSUER, audience=AUDIENCE, cache_size=cache_size
-    )
+def _verifier(key: SigningKey, cache_size: int = 10) -> SyncVerifier:
+    return SyncVerifier([key], issuer=ISSUER, audience=AUDIENCE, cache_size=cache_size)
 
 
 def test_cached_token_still_expires() -> None:

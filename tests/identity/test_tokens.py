@@ -16,10 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.errors import Unauthorized
-from gateway.identity.tokens import LEEWAY_S, TokenVerifier
-from gateway.issuer.keys import SigningKey, jwks, load_or_create, thumbprint
+from gateway.identity.tokens import LEEWAY_S
+from gateway.issuer.keys import SigningKey, from_pem, thumbprint
 from gateway.issuer.tokens import TokenIssuer
 from gateway.reasons import Reason
+from tests.support.verify import SyncVerifier
 
 ISSUER = "https://gw.example"
 AUDIENCE = "tac-gateway"
@@ -36,8 +37,8 @@ def key() -> SigningKey:
 
 
 @pytest.fixture
-def verifier(key: SigningKey) -> TokenVerifier:
-    return TokenVerifier(jwks=jwks([key])["keys"], issuer=ISSUER, audience=AUDIENCE)
+def verifier(key: SigningKey) -> SyncVerifier:
+    return SyncVerifier([key], issuer=ISSUER, audience=AUDIENCE)
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
@@ -75,17 +76,19 @@ def _raw_token(header: dict[str, Any], claims: dict[str, Any], signature: bytes 
     )
 
 
-def _reason(verifier: TokenVerifier, authorization: str | None) -> str:
+def _reason(verifier: SyncVerifier, authorization: str | None) -> str:
     with pytest.raises(Unauthorized) as err:
         verifier.verify(authorization)
     assert err.value.status == 401
     return err.value.reason
 
 
-def test_issued_token_round_trips_to_principal(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_issued_token_round_trips_to_principal(key: SigningKey, verifier: SyncVerifier) -> None:
     """A token from the issuer verifies into a Principal carrying its claims."""
-    issuer = TokenIssuer(key=key, issuer=ISSUER, audience=AUDIENCE, ttl_s=900)
-    token = issuer.issue(client_id="tacc_9", org_id="org9", tier="critical", scope="models")
+    issuer = TokenIssuer(issuer=ISSUER, audience=AUDIENCE, ttl_s=900)
+    token = issuer.issue(
+        key=key, client_id="tacc_9", org_id="org9", tier="critical", scope="models"
+    )
     p = verifier.verify(f"Bearer {token}")
     assert (p.subject, p.client_id, p.org_id, p.tier_claim) == (
         "tacc_9",
@@ -96,15 +99,15 @@ def test_issued_token_round_trips_to_principal(key: SigningKey, verifier: TokenV
     assert p.scopes == ("models",)
     assert p.issuer == ISSUER
     assert p.token_id == jwt.decode(token, options={"verify_signature": False})["jti"]
-    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": key.kid, "typ": "JWT"}
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": key.kid, "typ": "at+jwt"}
 
 
 def test_issued_token_lifetime_is_ttl(key: SigningKey) -> None:
     """exp - iat equals the configured TTL and each token has a fresh jti."""
-    issuer = TokenIssuer(key=key, issuer=ISSUER, audience=AUDIENCE, ttl_s=120)
+    issuer = TokenIssuer(issuer=ISSUER, audience=AUDIENCE, ttl_s=120)
     a, b = (
         jwt.decode(
-            issuer.issue(client_id="c", org_id="o", tier="public", scope=""),
+            issuer.issue(key=key, client_id="c", org_id="o", tier="public", scope=""),
             key.private_key.public_key(),
             algorithms=["ES256"],
             audience=AUDIENCE,
@@ -115,7 +118,7 @@ def test_issued_token_lifetime_is_ttl(key: SigningKey) -> None:
     assert a["jti"] != b["jti"]
 
 
-def test_scheme_is_case_insensitive(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_scheme_is_case_insensitive(key: SigningKey, verifier: SyncVerifier) -> None:
     """RFC 6750 auth-scheme is case-insensitive: 'bearer' works like 'Bearer'."""
     assert verifier.verify(f"bearer {_sign(key, _claims())}").subject == "tacc_1"
 
@@ -133,19 +136,19 @@ def test_scheme_is_case_insensitive(key: SigningKey, verifier: TokenVerifier) ->
     ],
 )
 def test_bad_authorization_header(
-    verifier: TokenVerifier, authorization: str | None, reason: Reason
+    verifier: SyncVerifier, authorization: str | None, reason: Reason
 ) -> None:
     """Missing or non-bearer headers and garbage tokens give their stable reason."""
     assert _reason(verifier, authorization) == reason
 
 
-def test_alg_none_refused(verifier: TokenVerifier) -> None:
+def test_alg_none_refused(verifier: SyncVerifier) -> None:
     """An unsigned `alg: none` token is refused before any key lookup."""
     token = jwt.encode(_claims(), None, algorithm="none")
     assert _reason(verifier, f"Bearer {token}") == Reason.TOKEN_ALG_NOT_ALLOWED
 
 
-def test_hs256_with_public_key_as_secret_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_hs256_with_public_key_as_secret_refused(key: SigningKey, verifier: SyncVerifier) -> None:
     """The HS/ES confusion attack (public PEM as HMAC secret) is refused."""
     pem = key.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -159,51 +162,51 @@ def test_hs256_with_public_key_as_secret_refused(key: SigningKey, verifier: Toke
     assert _reason(verifier, f"Bearer {token}") == Reason.TOKEN_ALG_NOT_ALLOWED
 
 
-def test_rs256_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_rs256_refused(key: SigningKey, verifier: SyncVerifier) -> None:
     """An RS256 token is refused even when it names a known kid."""
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(_claims(), rsa_key, algorithm="RS256", headers={"kid": key.kid})
     assert _reason(verifier, f"Bearer {token}") == Reason.TOKEN_ALG_NOT_ALLOWED
 
 
-def test_es384_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_es384_refused(key: SigningKey, verifier: SyncVerifier) -> None:
     """Another EC algorithm is not ES256, so it is refused too."""
     p384 = ec.generate_private_key(ec.SECP384R1())
     token = jwt.encode(_claims(), p384, algorithm="ES384", headers={"kid": key.kid})
     assert _reason(verifier, f"Bearer {token}") == Reason.TOKEN_ALG_NOT_ALLOWED
 
 
-def test_unknown_kid_refused(verifier: TokenVerifier) -> None:
+def test_unknown_kid_refused(verifier: SyncVerifier) -> None:
     """A token from another key with its own kid is an unknown key."""
     assert _reason(verifier, f"Bearer {_sign(_new_key(), _claims())}") == Reason.TOKEN_UNKNOWN_KID
 
 
-def test_missing_kid_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_missing_kid_refused(key: SigningKey, verifier: SyncVerifier) -> None:
     """A token without a kid header cannot be matched to a key."""
     token = jwt.encode(_claims(), key.private_key, algorithm="ES256")
     assert _reason(verifier, f"Bearer {token}") == Reason.TOKEN_UNKNOWN_KID
 
 
 @pytest.mark.parametrize("kid", [["k"], {"k": 1}, 7])
-def test_non_string_kid_is_401_not_crash(verifier: TokenVerifier, kid: Any) -> None:
+def test_non_string_kid_is_401_not_crash(verifier: SyncVerifier, kid: Any) -> None:
     """A non-string kid is a malformed token (401), never an unhandled exception."""
     token = _raw_token({"alg": "ES256", "kid": kid}, _claims(), b"x" * 64)
     assert _reason(verifier, f"Bearer {token}") == Reason.TOKEN_MALFORMED
 
 
-def test_unsupported_crit_header_is_401(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_unsupported_crit_header_is_401(key: SigningKey, verifier: SyncVerifier) -> None:
     """A `crit` header naming an unknown extension is refused with 401."""
     token = _raw_token({"alg": "ES256", "kid": key.kid, "crit": ["x"], "x": 1}, _claims())
     assert _reason(verifier, f"Bearer {token}") == Reason.TOKEN_MALFORMED
 
 
-def test_foreign_key_claiming_our_kid_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_foreign_key_claiming_our_kid_refused(key: SigningKey, verifier: SyncVerifier) -> None:
     """A token signed by another key but naming our kid fails the signature check."""
     forged = SigningKey(kid=key.kid, private_key=_new_key().private_key)
     assert _reason(verifier, f"Bearer {_sign(forged, _claims())}") == Reason.TOKEN_BAD_SIGNATURE
 
 
-def test_tampered_payload_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_tampered_payload_refused(key: SigningKey, verifier: SyncVerifier) -> None:
     """Changing the payload (tier upgrade) after signing breaks the signature."""
     header, _, sig = _sign(key, _claims()).split(".")
     payload = _b64(json.dumps(_claims(tier="critical")).encode())
@@ -228,7 +231,7 @@ def test_tampered_payload_refused(key: SigningKey, verifier: TokenVerifier) -> N
     ],
 )
 def test_claim_failures(
-    key: SigningKey, verifier: TokenVerifier, overrides: dict[str, Any], reason: Reason
+    key: SigningKey, verifier: SyncVerifier, overrides: dict[str, Any], reason: Reason
 ) -> None:
     """Each claim problem in a correctly signed token maps to its own reason."""
     claims = {
@@ -238,7 +241,7 @@ def test_claim_failures(
     assert _reason(verifier, f"Bearer {_sign(key, _claims(**claims))}") == reason
 
 
-def test_leeway_tolerates_small_skew(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_leeway_tolerates_small_skew(key: SigningKey, verifier: SyncVerifier) -> None:
     """A token just expired or just not yet valid within the leeway is accepted."""
     now = int(time.time())
     just_expired = _claims(exp=now - LEEWAY_S // 3)
@@ -247,13 +250,13 @@ def test_leeway_tolerates_small_skew(key: SigningKey, verifier: TokenVerifier) -
         assert verifier.verify(f"Bearer {_sign(key, claims)}").subject == "tacc_1"
 
 
-def test_audience_list_containing_ours_accepted(key: SigningKey, verifier: TokenVerifier) -> None:
+def test_audience_list_containing_ours_accepted(key: SigningKey, verifier: SyncVerifier) -> None:
     """An `aud` list that includes this gateway is accepted (RFC 7519 §4.1.3)."""
     token = _sign(key, _claims(aud=["other", AUDIENCE]))
     assert verifier.verify(f"Bearer {token}").client_id == "tacc_1"
 
 
-def test_unauthorized_challenge_never_echoes_token(verifier: TokenVerifier) -> None:
+def test_unauthorized_challenge_never_echoes_token(verifier: SyncVerifier) -> None:
     """The WWW-Authenticate challenge names the reason, not the token."""
     with pytest.raises(Unauthorized) as err:
         verifier.verify("Bearer secret-looking-token")
@@ -263,12 +266,10 @@ def test_unauthorized_challenge_never_echoes_token(verifier: TokenVerifier) -> N
     assert "secret-looking-token" not in challenge
 
 
-def test_signing_key_created_0600_and_reloaded(tmp_path: Path) -> None:
-    """load_or_create writes a private P-256 PEM once and reloads the same kid."""
-    path = tmp_path / "keys" / "signing.pem"
-    first = load_or_create(path)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert load_or_create(path).kid == first.kid
+def test_signing_key_pem_round_trips_with_its_kid(key: SigningKey) -> None:
+    """A key's PEM reloads to the same kid; its public JWK has no private part."""
+    first = from_pem(key.pem(), source="test")
+    assert first.kid == key.kid
     assert first.public_jwk["kid"] == first.kid
     assert {first.public_jwk[k] for k in ("alg", "use", "crv")} == {"ES256", "sig", "P-256"}
     assert "d" not in first.public_jwk
@@ -285,4 +286,4 @@ def test_signing_key_wrong_curve_refused(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(ValueError, match="P-256"):
-        load_or_create(path)
+        from_pem(path.read_bytes(), source=str(path))

@@ -14,7 +14,8 @@ from gateway.policy.opa import OpaEngine
 from tests.support.services import POLICY_DIR, free_port
 
 ALLOWED_INPUT = {
-    "principal": {"sub": "c", "scopes": ["models"]},
+    # The critical tier takes DPoP-bound tokens: this caller proved possession.
+    "principal": {"sub": "c", "scopes": ["models"], "pop": "dpop"},
     "trust": {"tier": "critical", "org_status": "verified"},
     "model": {
         "name": "cyber",

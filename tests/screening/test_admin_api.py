@@ -81,8 +81,8 @@ def test_admin_starts_a_screening_and_auditor_follows_it(
 
     # Before: critical callers are refused the unscreened model.
     chat = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}]}
-    critical = {"authorization": f"Bearer {gw.token('critical')}"}
-    before = httpx.post(f"{gw.base_url}/v1/chat/completions", json=chat, headers=critical)
+    critical = gw.caller("critical")
+    before = critical.post(f"{gw.base_url}/v1/chat/completions", json=chat)
     assert code(before) == (403, "model_not_screened")
 
     assert code(httpx.post(f"{base}/models/scripted/screenings", headers=auditor)) == (
@@ -136,7 +136,7 @@ def test_admin_starts_a_screening_and_auditor_follows_it(
 
     # After: 3 harmless samples per condition bound the rate at 0.56, over every threshold,
     # so the gate now names the failed screening rather than a missing one.
-    after = httpx.post(f"{gw.base_url}/v1/chat/completions", json=chat, headers=critical)
+    after = critical.post(f"{gw.base_url}/v1/chat/completions", json=chat)
     assert code(after) == (403, "model_failed_screening")
 
 

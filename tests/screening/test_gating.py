@@ -23,17 +23,15 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 
 
 def chat(gw: RunningGateway, tier: str, model: str) -> httpx.Response:
-    return httpx.post(
-        f"{gw.base_url}/v1/chat/completions",
-        json={"model": model, "messages": MESSAGES},
-        headers={"authorization": f"Bearer {gw.token(tier)}"},
-    )
+    with gw.caller(tier) as caller:
+        return caller.post(
+            f"{gw.base_url}/v1/chat/completions", json={"model": model, "messages": MESSAGES}
+        )
 
 
 def listed(gw: RunningGateway, tier: str) -> set[str]:
-    reply = httpx.get(
-        f"{gw.base_url}/v1/models", headers={"authorization": f"Bearer {gw.token(tier)}"}
-    )
+    with gw.caller(tier) as caller:
+        reply = caller.get(f"{gw.base_url}/v1/models")
     assert reply.status_code == 200
     return {m["id"] for m in reply.json()["data"]}
 

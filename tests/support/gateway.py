@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +30,10 @@ from gateway.app import create_app
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
 from gateway.demo.upstream import create_upstream_app
+from gateway.issuer import keystore
+from gateway.issuer.keys import SigningKey, from_pem
 from gateway.settings import Settings, UpstreamSettings
+from tests.support.dpop import DpopAuth, DpopKey
 from tests.support.screening import seed_reports
 from tests.support.services import free_port
 from tests.support.uvicorn_server import serve
@@ -42,6 +49,8 @@ __all__ = [
 
 MODELS = (("general", "public"), ("general-tac", "verified"), ("cyber", "critical"))
 TIERS = ("public", "verified", "critical")
+# The tiers whose models take DPoP-bound tokens only (policies/data.json).
+DPOP_TIERS = ("critical",)
 
 
 def fresh_database_url(
@@ -76,24 +85,46 @@ class RunningGateway:
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)  # tier → (id, secret)
     org_ids: dict[str, str] = field(default_factory=dict)  # tier → org id
 
-    def token(self, tier: str = "public") -> str:
+    def token(self, tier: str = "public", *, dpop: DpopKey | None = None) -> str:
+        """A real token from the token endpoint; bound to `dpop`'s key if given."""
         client_id, secret = self.credentials[tier]
+        url = f"{self.base_url}/oauth/token"
+        headers = {"DPoP": dpop.proof("POST", url)} if dpop is not None else {}
         reply = httpx.post(
-            f"{self.base_url}/oauth/token",
+            url,
             auth=(client_id, secret),
             data={"grant_type": "client_credentials"},
+            headers=headers,
         )
         reply.raise_for_status()
         return str(reply.json()["access_token"])
 
+    def caller(self, tier: str = "public") -> httpx.Client:
+        """A plain HTTP client for a defender of `tier`, DPoP-bound for a DPoP tier."""
+        if tier in DPOP_TIERS:
+            key = DpopKey()
+            return httpx.Client(auth=DpopAuth(key, self.token(tier, dpop=key)))
+        return httpx.Client(headers={"authorization": f"Bearer {self.token(tier)}"})
+
     def openai(self, tier: str = "public", **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(
-            base_url=f"{self.base_url}/v1", api_key=self.token(tier), max_retries=0, **kw
-        )
+        """The official SDK; for a DPoP tier (critical), with a bound token and the hook."""
+        if tier in DPOP_TIERS and "http_client" not in kw:
+            key = DpopKey()
+            token = self.token(tier, dpop=key)
+            kw["http_client"] = httpx.Client(auth=DpopAuth(key, token))
+        else:
+            token = self.token(tier)
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=token, max_retries=0, **kw)
 
     def async_openai(self, tier: str = "public", **kw: Any) -> openai.AsyncOpenAI:
+        if tier in DPOP_TIERS and "http_client" not in kw:
+            key = DpopKey()
+            token = self.token(tier, dpop=key)
+            kw["http_client"] = httpx.AsyncClient(auth=DpopAuth(key, token))
+        else:
+            token = self.token(tier)
         return openai.AsyncOpenAI(
-            base_url=f"{self.base_url}/v1", api_key=self.token(tier), max_retries=0, **kw
+            base_url=f"{self.base_url}/v1", api_key=token, max_retries=0, **kw
         )
 
     def run(self, coro_fn: Any) -> Any:
@@ -107,6 +138,17 @@ class RunningGateway:
                 await engine.dispose()
 
         return asyncio.run(go())
+
+    def signing_key(self) -> SigningKey:
+        """The issuer's current signing key, unsealed from the database with the KEK."""
+
+        async def current(engine: Any) -> SigningKey:
+            rows = await keystore.list_keys(engine)
+            row = next(r for r in rows if r.rotated_at is None)
+            pem = keystore.sealer_for(self.settings).open(row.private_key, kid=row.kid)
+            return from_pem(pem, source=row.kid)
+
+        return self.run(current)  # type: ignore[no-any-return]
 
     def audit_rows(self, **where: Any) -> list[dict[str, Any]]:
         clause = " AND ".join(f"{k} = :{k}" for k in where) or "1=1"
@@ -169,8 +211,79 @@ class GatewayFactory:
         gw.base_url = self._stack.enter_context(serve(create_app(settings), port))
         return gw
 
+    def replica(self, gw: RunningGateway, **overrides: Any) -> RunningGateway:
+        """A second gateway on `gw`'s database and issuer, in this process (no seeding)."""
+        port = free_port()
+        settings = Settings(**(gw.settings.model_dump() | overrides))
+        other = RunningGateway(
+            base_url="",
+            database_url=gw.database_url,
+            settings=settings,
+            credentials=gw.credentials,
+            org_ids=gw.org_ids,
+        )
+        other.base_url = self._stack.enter_context(serve(create_app(settings), port))
+        return other
+
+    def replica_process(self, gw: RunningGateway, **env: str) -> RunningGateway:
+        """A second gateway as its own OS process (`tac-gateway serve`), on `gw`'s database
+        and issuer: shares nothing with `gw` but the database (and Redis, if configured)."""
+        port = free_port()
+        s = gw.settings
+        environment = {
+            **os.environ,
+            "TACGW_DEV_MODE": "true" if s.dev_mode else "false",
+            "TACGW_DATABASE_URL": s.database_url,
+            "TACGW_MIGRATE_ON_START": "false",
+            "TACGW_ISSUER": s.issuer,
+            "TACGW_AUDIENCE": s.audience,
+            "TACGW_RATE_LIMIT": s.rate_limit,
+            "TACGW_RATE_LIMIT_STORAGE": s.rate_limit_storage,
+            "TACGW_CATALOG_TTL_S": str(s.catalog_ttl_s),
+            "TACGW_KEY_RELOAD_S": str(s.key_reload_s),
+            "TACGW_KEY_REFRESH_MIN_S": str(s.key_refresh_min_s),
+            "TACGW_KEY_ENCRYPTION_KEY": s.key_encryption_key.get_secret_value(),
+            "TACGW_SIGNING_KEY_FILE": str(s.signing_key_file) + ".unused",
+            **env,
+        }
+        log = self._tmp / f"replica-{port}.log"
+        handle = self._stack.enter_context(log.open("wb"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        self._stack.callback(_stop, proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"replica did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        return RunningGateway(
+            base_url=base,
+            database_url=gw.database_url,
+            settings=s,
+            credentials=gw.credentials,
+            org_ids=gw.org_ids,
+        )
+
     def close(self) -> None:
         self._stack.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def _seed(engine: Any, gw: RunningGateway, upstream: str, *, screened: bool) -> None:

@@ -11,12 +11,12 @@ import httpx
 import jwt
 import openai
 import pytest
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import text
 
 from gateway.admin import ops
 from gateway.admin.ops import IssuedCredentials
 from gateway.reasons import Reason
+from tests.support.dpop import DpopAuth, DpopKey
 from tests.support.gateway import GatewayFactory, RunningGateway
 
 DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgres"])
@@ -24,9 +24,9 @@ MSG = [{"role": "user", "content": "hello"}]
 
 
 def _forge(gw: RunningGateway, *, client_id: str, org_id: str, tier: str) -> str:
-    """A token signed by the gateway's own key (loaded from its PEM file) with chosen claims."""
-    key = serialization.load_pem_private_key(gw.settings.signing_key_file.read_bytes(), None)
-    (jwk,) = httpx.get(f"{gw.base_url}/.well-known/jwks.json").json()["keys"]
+    """A token signed by the gateway's own key (unsealed from its database) with chosen claims."""
+    signing = gw.signing_key()
+    key, jwk = signing.private_key, signing.public_jwk
     now = int(time.time())
     claims = {
         "iss": gw.settings.issuer,
@@ -212,8 +212,19 @@ def test_subject_grant_applies_only_to_that_subject(
         return special, plain
 
     special, plain = gw.run(setup)
-    as_special = _client(
-        gw, _forge(gw, client_id=special.client_id, org_id=org_id, tier="critical")
+    # The critical model takes DPoP-bound tokens: the special client gets one for real.
+    key = DpopKey()
+    bound = httpx.post(
+        f"{gw.base_url}/oauth/token",
+        auth=(special.client_id, special.client_secret),
+        data={"grant_type": "client_credentials"},
+        headers={"DPoP": key.proof("POST", f"{gw.base_url}/oauth/token")},
+    ).json()["access_token"]
+    as_special = openai.OpenAI(
+        base_url=f"{gw.base_url}/v1",
+        api_key=bound,
+        max_retries=0,
+        http_client=httpx.Client(auth=DpopAuth(key, bound)),
     )
     as_plain = _client(gw, _forge(gw, client_id=plain.client_id, org_id=org_id, tier="critical"))
     as_original = gw.openai("public")
