@@ -150,7 +150,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _refused(request: Request, exc: GatewayError) -> Response:
         # Raised by the admin, /orgs and /audit routes (the pipeline renders its own), and
         # by the transport guard's body limits (gateway/api/hardening.py).
-        if request.url.path == _TOKEN_PATH:
+        if request.url.path in _OAUTH_PATHS:
             return oauth_error(exc.status, Reason.INVALID_REQUEST, exc.message)
         return openai_error(exc)
 

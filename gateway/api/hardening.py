@@ -26,7 +26,8 @@ from gateway.api.render import oauth_error, openai_error
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
 from gateway.reasons import Reason
 
-_TOKEN_PATH = "/oauth/token"
+# RFC 6749-style errors on the OAuth endpoints (RFC 7009 and 7662 answer like RFC 6749).
+_OAUTH_PATHS = frozenset({"/oauth/token", "/oauth/revoke", "/oauth/introspect"})
 # Pages that load their own scripts and styles: they set their own policy.
 _OWN_CSP = ("/docs",)
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
@@ -199,7 +200,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 async def _refuse(scope: Scope, send: Callable[[Message], object], error: GatewayError) -> None:
-    if scope["path"] == _TOKEN_PATH:
+    if scope["path"] in _OAUTH_PATHS:
         response = oauth_error(error.status, Reason.INVALID_REQUEST, error.message)
     else:
         response = openai_error(error)

@@ -63,7 +63,8 @@ _TOKEN_FORM = {
                     "additionalProperties": {"type": "string"},
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "scope": {"type": "string", "enum": ["models"]},
+                        # Empty is as if absent: every scope the client may have.
+                        "scope": {"type": "string", "enum": ["", "models"]},
                         "client_id": {"type": "string"},
                         "client_secret": {"type": "string"},
                         "client_assertion": {"type": "string"},
@@ -82,6 +83,9 @@ _TOKEN_ONLY_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["token"],
+                    # As on the token endpoint: other parameters are ignored, each is one
+                    # value (a repeated parameter is refused).
+                    "additionalProperties": {"type": "string"},
                     "properties": {
                         "token": {"type": "string"},
                         "token_type_hint": {"type": "string"},

@@ -3,6 +3,7 @@ on every response, and the upstream scheme allow-list."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 from typing import Any
 
@@ -62,12 +63,13 @@ def test_security_headers_on_every_kind_of_response(gw: RunningGateway) -> None:
     for reply in replies:
         _assert_hardened(reply)
     # A route that chose its own caching keeps it.
-    _assert_hardened(httpx.get(f"{base}/.well-known/jwks.json"), cache="public, max-age=300")
+    _assert_hardened(httpx.get(f"{base}/.well-known/jwks.json"), cache="public, max-age=60")
 
 
 def test_hsts_outside_dev_mode(gateway_factory: GatewayFactory) -> None:
     """Strict-Transport-Security is sent when dev mode is off."""
-    gw = gateway_factory.start(dev_mode=False)
+    # Outside dev mode the signing keys are sealed: a key-encryption key is required.
+    gw = gateway_factory.start(dev_mode=False, key_encryption_key=secrets.token_urlsafe(32))
     reply = httpx.get(f"{gw.base_url}/healthz")
     assert reply.headers["strict-transport-security"].startswith("max-age=31536000")
 

@@ -15,12 +15,16 @@ from gateway.admin.actor import Actor
 from tests.support.gateway import GatewayFactory, RunningGateway
 from tests.support.services import OpaServer
 
+# The defender the fuzzer calls as: a bearer-token tier (the critical tier's models take
+# DPoP-bound tokens only, which schemathesis cannot make per request).
+DEFENDER_TIER = "verified"
+
 
 @dataclass(frozen=True)
 class FuzzTarget:
     gw: RunningGateway
     admin_token: str  # a client with the admin role (may also read /audit)
-    defender_token: str  # a critical-tier defender's client
+    defender_token: str  # a DEFENDER_TIER defender's client
 
 
 def admin_token(gw: RunningGateway) -> str:
@@ -63,6 +67,8 @@ def fuzz_target(
             tier_limits={t: {"requests_per_minute": 0, "tokens_per_minute": 0}
                          for t in ("public", "verified", "critical")},
         )
-        yield FuzzTarget(gw=gw, admin_token=admin_token(gw), defender_token=gw.token("critical"))
+        yield FuzzTarget(
+            gw=gw, admin_token=admin_token(gw), defender_token=gw.token(DEFENDER_TIER)
+        )
     finally:
         factory.close()

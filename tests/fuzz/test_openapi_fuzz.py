@@ -2,9 +2,11 @@
 
 Each operation is fuzzed with positive and negative examples, authenticated the way its
 callers are: admin routes and the auditor API with an admin's token, the model API,
-`/orgs` and `/usage` with a critical-tier defender's token, the token endpoint with the
-defender's client credentials. A server error, an undocumented status, a body or header
-outside the schema, an accepted invalid request: each fails the run.
+`/orgs` and `/usage` with a verified defender's bearer token (the critical tier's models
+take DPoP-bound tokens only), the OAuth endpoints (token, revocation, introspection) with
+that defender's client credentials; the discovery documents (`/.well-known/*`) need none.
+A server error, an undocumented status, a body or header outside the schema, an accepted
+invalid request: each fails the run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.fuzz.conftest import FuzzTarget
+from tests.fuzz.conftest import DEFENDER_TIER, FuzzTarget
 
 MAX_EXAMPLES = 25  # per operation: a bounded run (~2 minutes for the whole document)
 DEADLINE = timedelta(seconds=10)  # a hang detector on a shared machine, not a latency bound
@@ -69,7 +71,7 @@ class RealCredentials:
 
     def get(self, case: Case, ctx: AuthContext) -> str:
         path = case.operation.path
-        if path == "/oauth/token":
+        if path.startswith("/oauth/"):  # token, revocation, introspection: client auth
             return "client"
         return "admin" if path.startswith(("/admin", "/audit")) else "defender"
 
@@ -83,7 +85,7 @@ def _credential(case: Case) -> None:
         return  # removed or replaced by a check on purpose
     target, role = _CALLER[0], value.removeprefix("role ")
     if role == "client":
-        client_id, secret = target.gw.credentials["critical"]
+        client_id, secret = target.gw.credentials[DEFENDER_TIER]
         token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         case.headers["Authorization"] = f"Basic {token}"
     else:
@@ -129,9 +131,9 @@ def test_fuzzed_gateway_still_serves(fuzz_target: FuzzTarget) -> None:
     """After the fuzzing, the gateway is ready and serves an ordinary call."""
     gw = fuzz_target.gw
     assert httpx.get(f"{gw.base_url}/readyz").json()["status"] == "ready"
-    reply = httpx.post(
-        f"{gw.base_url}/v1/chat/completions",
-        headers={"authorization": f"Bearer {gw.token('critical')}"},
-        json={"model": "cyber", "messages": [{"role": "user", "content": "hi"}]},
-    )
+    with gw.caller("critical") as client:  # DPoP-bound, as the critical tier requires
+        reply = client.post(
+            f"{gw.base_url}/v1/chat/completions",
+            json={"model": "cyber", "messages": [{"role": "user", "content": "hi"}]},
+        )
     assert reply.status_code == 200, reply.text
