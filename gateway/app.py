@@ -18,10 +18,12 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from gateway.api import admin, audit, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api.hardening import Hardening
 from gateway.api.render import oauth_error, openai_error
 from gateway.console.app import create_console
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
+from gateway.policy.bundle import load_bundle
 from gateway.reasons import Reason
 from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
@@ -73,8 +75,23 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(audit.router)
     if settings.console.enabled:
         app.mount("/console", create_console(settings, limiter, app))
-    v1_schema.install(app)
+    v1_schema.install(
+        app,
+        finish=lambda doc: admin_schema.describe_tiers(
+            doc, load_bundle(settings.policy_dir).tiers[1:]
+        ),
+    )
     _install_error_handlers(app)
+    # Outermost, around Starlette's own error middleware: its 500s get the headers too.
+    inner = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Hardening(  # type: ignore[method-assign]
+        inner(),
+        max_body_bytes=settings.max_body_bytes,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout_s=settings.request_body_timeout_s,
+        hsts=not settings.dev_mode,
+    )
     return app
 
 
@@ -148,7 +165,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GatewayError)
     async def _refused(request: Request, exc: GatewayError) -> Response:
-        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own).
+        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own), and
+        # by the transport guard's body limits (gateway/api/hardening.py).
+        if request.url.path in _OAUTH_PATHS:
+            return oauth_error(exc.status, Reason.INVALID_REQUEST, exc.message)
         return openai_error(exc)
 
     @app.exception_handler(Exception)

@@ -53,11 +53,11 @@ def serve(
         except ValueError as exc:  # a setting the first start needs (e.g. the KEK)
             fail(str(exc))
         print(startup_line(settings, host=host, port=port), f"({workers} workers)", flush=True)
-        run_workers(host=host, port=port, workers=workers)
+        run_workers(host=host, port=port, workers=workers, settings=settings)
         return
     app_ = create_app(settings)
     print(startup_line(settings, host=host, port=port), flush=True)
-    run_server(app_, host=host, port=port)
+    run_server(app_, host=host, port=port, settings=settings)
 
 
 @app.command()
