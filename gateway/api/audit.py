@@ -104,8 +104,9 @@ def filters(
     tier: str | None = None,
     decision: Literal["allow", "deny"] | None = None,
     reason: str | None = None,
+    endpoint: str | None = None,
 ) -> query.Filters:
-    return query.Filters(since, until, org, subject, model, tier, decision, reason)
+    return query.Filters(since, until, org, subject, model, tier, decision, reason, endpoint)
 
 
 FiltersDep = Annotated[query.Filters, Depends(filters)]
