@@ -225,15 +225,14 @@ def _answer(answer: TokenGranted | TokenRefused) -> Response:
     if isinstance(answer, TokenGranted):
         headers |= {"cache-control": "no-store", "pragma": "no-cache"}
         return JSONResponse(answer.body, headers=headers)
-    if answer.error is not None:
-        return oauth_error(
-            answer.status,
-            answer.error,
-            answer.description,
-            answer.headers | headers,
-            reason=answer.reason,
-        )
-    return oauth_error(answer.status, answer.reason, answer.description, answer.headers | headers)
+    return oauth_error(
+        answer.status,
+        answer.error or answer.reason,
+        answer.description,
+        answer.headers | headers,
+        # The gateway's own reason, when the RFC's `error` code is not it.
+        reason=answer.reason if answer.error else None,
+    )
 
 
 def _invalid(description: str, status: int = 400) -> TokenRefused:
