@@ -46,6 +46,7 @@ def _rows(n: int) -> list[dict[str, Any]]:
             "request_hash": "ff" * 32,
             "upstream_target": "a",
             "upstream_tries": 1,
+            "detail": None,
         }
         for _ in range(n)
     ]

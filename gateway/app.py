@@ -127,9 +127,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RateLimitExceeded)
     async def _rate_limited(request: Request, exc: RateLimitExceeded) -> Response:
-        # RFC 6749 error shape: slowapi only guards the token endpoint.
+        # RFC 6749 error shape: slowapi only guards the OAuth endpoints; an audited refusal.
         item = exc.limit.limit if exc.limit is not None else None
-        return oauth_error(
+        return await oauth.refused_outside(
+            request,
             429,
             Reason.SLOW_DOWN,
             f"Too many token requests; the limit is {item or 'exceeded'}.",
@@ -177,8 +178,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         # (Redis) is down, the answer is the limiter's own 503, never a 500.
         if request.url.path in _OAUTH_PATHS and _is_storage_error(exc):
             log.error("token endpoint rate-limit storage failed: %s", type(exc).__name__)
-            return oauth_error(
-                503, Reason.LIMITS_UNAVAILABLE, "The rate limiter is unavailable; retry later."
+            return await oauth.refused_outside(
+                request,
+                503,
+                Reason.LIMITS_UNAVAILABLE,
+                "The rate limiter is unavailable; retry later.",
             )
         log.exception("unhandled error on %s", request.url.path)
         if request.url.path in _OAUTH_PATHS:

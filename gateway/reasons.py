@@ -123,6 +123,9 @@ class Reason(StrEnum):
     DPOP_REQUIRED = "dpop_required"
     # RFC 7009 §2.2.1
     UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"
+    # the OAuth endpoints' audit (gateway/pipeline/oauth.py): RFC 6749 §4.1.2.1's code for
+    # "try again later", sent as `error` with the reason `audit_unavailable`
+    TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
     # the console (gateway/console)
     SIGN_IN_REQUIRED = "sign_in_required"  # no live session: the page sends you to sign in
     SIGN_IN_FAILED = "sign_in_failed"  # wrong name or password, unknown account alike

@@ -101,6 +101,8 @@ Index = Annotated[int, Query(ge=0, le=MAX_INDEX)]
 Size = Annotated[int, Query(ge=1, le=MAX_INDEX)]
 # What a reason filter may be: a snake_case reason code (gateway/reasons.py).
 ReasonCode = Annotated[str, Query(pattern=query.REASON_CODE.pattern, max_length=64)]
+# An endpoint's exact name (`admin.org.approve`) or a prefix ending in "." (`oauth.`).
+EndpointName = Annotated[str, Query(pattern=r"^[a-z0-9_.]+$", max_length=64)]
 
 
 def filters(
@@ -112,8 +114,9 @@ def filters(
     tier: str | None = None,
     decision: Literal["allow", "deny"] | None = None,
     reason: ReasonCode | None = None,
+    endpoint: EndpointName | None = None,
 ) -> query.Filters:
-    return query.Filters(since, until, org, subject, model, tier, decision, reason)
+    return query.Filters(since, until, org, subject, model, tier, decision, reason, endpoint)
 
 
 FiltersDep = Annotated[query.Filters, Depends(filters)]

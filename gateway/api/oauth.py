@@ -1,14 +1,15 @@
 """The OAuth endpoints: token (client credentials), revocation (RFC 7009), introspection
 (RFC 7662), the JWKS, and the server metadata (RFC 8414, also as OpenID discovery).
 
-HTTP only: reading the form and rendering RFC 6749 answers. The issuer decides.
+HTTP only: reading the form and rendering RFC 6749 answers. The issuer decides; the
+pipeline (`gateway/pipeline/oauth.py`) audits every answer, a refused form included,
+before it is sent.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote
 
@@ -23,8 +24,10 @@ from gateway.api.render import oauth_error
 from gateway.errors import PayloadTooLarge
 from gateway.issuer.metadata import INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, TOKEN_PATH
 from gateway.issuer.service import TokenGranted, TokenRefused
+from gateway.pipeline import oauth as audited
 from gateway.pipeline.body import read_body
 from gateway.reasons import Reason
+from gateway.runtime import Runtime
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # A client-credentials request is a few hundred bytes; anything far larger is refused
@@ -106,7 +109,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "invalid_client"),
         (413, "invalid_request: the form is too large"),
         (429, "slow_down: too many token requests from this address"),
-        (503, "trust_unavailable: the client store cannot answer"),
+        (
+            503,
+            "trust_unavailable: the client store cannot answer; temporarily_unavailable "
+            "(reason audit_unavailable): the answer could not be audited",
+        ),
     )
 }
 
@@ -129,15 +136,16 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Response:
         fields = await _read_form(request)
-        if isinstance(fields, Response):
-            return fields
-        client_id = _basic_client_id(authorization) or fields.get("client_id")
-        answer = await rt.issuer.token(
+        if isinstance(fields, TokenRefused):
+            return _answer(await audited.refused(rt, "token", fields, **_caller(request)))
+        answer = await audited.token(
+            rt,
             form=fields,
-            client_id=client_id,
+            client_id=_basic_client_id(authorization) or fields.get("client_id"),
             uri=str(request.url),
             headers=request.headers,
             dpop_proof=request.headers.get("dpop"),
+            **_caller(request),
         )
         return _answer(answer)
 
@@ -153,7 +161,7 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
         rt: RuntimeDep,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Response:
-        return await _client_endpoint(request, rt.issuer.revoke, authorization)
+        return await _client_endpoint(request, rt, "revocation", authorization)
 
     @router.post(
         INTROSPECTION_PATH,
@@ -167,7 +175,7 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
         rt: RuntimeDep,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Response:
-        return await _client_endpoint(request, rt.issuer.introspect, authorization)
+        return await _client_endpoint(request, rt, "introspection", authorization)
 
     @router.get(JWKS_PATH, response_model=Jwks, summary="The issuer's public keys")
     async def jwks_document(rt: RuntimeDep) -> JSONResponse:
@@ -192,32 +200,55 @@ def make_router(limiter: Limiter, token_rate: str) -> APIRouter:
 
 
 async def _client_endpoint(
-    request: Request,
-    endpoint: Callable[..., Awaitable[TokenGranted | TokenRefused]],
-    authorization: str | None,
+    request: Request, rt: Runtime, endpoint: str, authorization: str | None
 ) -> Response:
     fields = await _read_form(request)
-    if isinstance(fields, Response):
-        return fields
-    client_id = _basic_client_id(authorization) or fields.get("client_id")
-    answer = await endpoint(
-        form=fields, client_id=client_id, uri=str(request.url), headers=request.headers
+    if isinstance(fields, TokenRefused):
+        return _answer(await audited.refused(rt, endpoint, fields, **_caller(request)))
+    answer = await audited.client_endpoint(
+        rt,
+        endpoint,
+        form=fields,
+        client_id=_basic_client_id(authorization) or fields.get("client_id"),
+        uri=str(request.url),
+        headers=request.headers,
+        **_caller(request),
     )
     return _answer(answer)
 
 
+def _caller(request: Request) -> dict[str, str | None]:
+    """The caller's address and user agent as seen, for the audit event (not verified)."""
+    return {
+        "source": request.client.host if request.client else None,
+        "user_agent": (request.headers.get("user-agent") or "")[:300] or None,
+    }
+
+
 def _answer(answer: TokenGranted | TokenRefused) -> Response:
+    # The audit event's id, as on /v1: the caller can name its decision to an auditor.
+    headers = {"x-decision-id": answer.decision_id} if answer.decision_id else {}
     if isinstance(answer, TokenGranted):
-        return JSONResponse(
-            answer.body, headers={"cache-control": "no-store", "pragma": "no-cache"}
-        )
-    return oauth_error(answer.status, answer.reason, answer.description, answer.headers)
+        headers |= {"cache-control": "no-store", "pragma": "no-cache"}
+        return JSONResponse(answer.body, headers=headers)
+    return oauth_error(
+        answer.status,
+        answer.error or answer.reason,
+        answer.description,
+        answer.headers | headers,
+        # The gateway's own reason, when the RFC's `error` code is not it.
+        reason=answer.reason if answer.error else None,
+    )
 
 
-async def _read_form(request: Request) -> dict[str, str] | Response:
-    """The urlencoded form, or an RFC 6749 error response (size, type, duplicates)."""
+def _invalid(description: str, status: int = 400) -> TokenRefused:
+    return TokenRefused(status, Reason.INVALID_REQUEST, description)
+
+
+async def _read_form(request: Request) -> dict[str, str] | TokenRefused:
+    """The urlencoded form, or its RFC 6749 refusal (size, type, duplicates)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
-        return oauth_error(400, Reason.INVALID_REQUEST, f"Content-Type must be {FORM_TYPE}.")
+        return _invalid(f"Content-Type must be {FORM_TYPE}.")
     declared = request.headers.get("content-length")
     try:
         raw = await read_body(
@@ -226,15 +257,15 @@ async def _read_form(request: Request) -> dict[str, str] | Response:
             limit=MAX_FORM_BYTES,
         )
     except PayloadTooLarge:
-        return oauth_error(413, Reason.INVALID_REQUEST, "The request body is too large.")
+        return _invalid("The request body is too large.", 413)
     try:
         pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
-        return oauth_error(400, Reason.INVALID_REQUEST, "The form is malformed.")
+        return _invalid("The form is malformed.")
     fields = dict(pairs)
     # RFC 6749 §3.2: parameters must not be included more than once.
     if len(fields) != len(pairs):
-        return oauth_error(400, Reason.INVALID_REQUEST, "A parameter is repeated.")
+        return _invalid("A parameter is repeated.")
     return fields
 
 
@@ -246,3 +277,27 @@ def _basic_client_id(authorization: str | None) -> str | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     return unquote(decoded.partition(":")[0]) or None
+
+
+_ENDPOINT_OF_PATH = {
+    TOKEN_PATH: "token",
+    REVOCATION_PATH: "revocation",
+    INTROSPECTION_PATH: "introspection",
+}
+
+
+async def refused_outside(
+    request: Request,
+    status: int,
+    reason: Reason,
+    description: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A refusal made before the route ran (the per-address rate limit), audited like any
+    other answer of the endpoint."""
+    endpoint = _ENDPOINT_OF_PATH.get(request.url.path)
+    if endpoint is None:
+        return oauth_error(status, reason, description, headers)
+    rt: Runtime = request.app.state.runtime
+    refusal = TokenRefused(status, reason, description, headers or {})
+    return _answer(await audited.refused(rt, endpoint, refusal, **_caller(request)))

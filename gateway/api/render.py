@@ -56,9 +56,18 @@ def sse_error(exc: GatewayError) -> bytes:
 
 
 def oauth_error(
-    status: int, reason: Reason, description: str, headers: Mapping[str, str] | None = None
+    status: int,
+    error: Reason,
+    description: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    reason: Reason | None = None,
 ) -> Response:
-    body = orjson.dumps({"error": reason.value, "error_description": description})
+    """RFC 6749 §5.2; `reason` is added when the gateway's reason is not the `error` code."""
+    doc = {"error": error.value, "error_description": description}
+    if reason is not None:
+        doc["reason"] = reason.value
+    body = orjson.dumps(doc)
     # RFC 6749 §5.1: token responses, errors included, must not be cached.
     all_headers = {k.lower(): v for k, v in (headers or {}).items()}
     all_headers |= {"cache-control": "no-store", "pragma": "no-cache"}

@@ -44,6 +44,9 @@ class Filters:
     tier: str | None = None
     decision: str | None = None  # "allow" or "deny"
     reason: str | None = None
+    # `chat.completions`, `oauth.token`, `admin.org.approve`, …; a prefix ending in "."
+    # (`oauth.`, `admin.`) matches every endpoint under it.
+    endpoint: str | None = None
 
 
 def _where(query: Select[Any], f: Filters) -> Select[Any]:
@@ -66,6 +69,13 @@ def _where(query: Select[Any], f: Filters) -> Select[Any]:
         if not REASON_CODE.match(f.reason):
             raise BadQuery("reason must be a reason code such as tier_too_low")
         query = query.where(c.reasons.like(f'%"{f.reason}"%'))
+    if f.endpoint is not None:
+        if not f.endpoint.replace("_", "").replace(".", "").isalnum():
+            raise BadQuery("endpoint must be an endpoint name such as oauth.token or admin.")
+        if f.endpoint.endswith("."):
+            query = query.where(c.endpoint.startswith(f.endpoint, autoescape=True))
+        else:
+            query = query.where(c.endpoint == f.endpoint)
     return query
 
 

@@ -53,6 +53,11 @@ class AuditDraft:
         # Set by the forward stage before each try (`gateway.forward.upstream.TryRecord`).
         self.upstream_target: str | None = None
         self.upstream_tries: int | None = None
+        # A decision with no verified token (the OAuth endpoints): who and which token it is
+        # about, its action, and `detail` (JSON text, in the row and the leaf alike).
+        self.named: Actor | None = None
+        self.action: str | None = None
+        self.detail: str | None = None
         self.committed = False
 
     async def commit(self, *, allow: bool, status: int, reasons: Sequence[str]) -> None:
@@ -62,15 +67,15 @@ class AuditDraft:
         self.committed = True
         elapsed = time.perf_counter() - self._started
         decision = "allow" if allow else "deny"
-        p = self.principal
+        who = self._who()
         row: dict[str, Any] = {
             "id": self.decision_id,
             "ts": self._ts,
             "endpoint": self.endpoint,
-            "subject": p.subject if p else None,
-            "client_id": p.client_id if p else None,
-            "org_id": p.org_id if p else None,
-            "token_id": p.token_id if p else None,
+            "subject": who.subject,
+            "client_id": who.client_id,
+            "org_id": who.org_id,
+            "token_id": who.token_id,
             "tier": self.tier,
             "model": self.model,
             "decision": decision,
@@ -81,9 +86,10 @@ class AuditDraft:
             "request_hash": self.request_hash,
             "upstream_target": self.upstream_target,
             "upstream_tries": self.upstream_tries,
+            "detail": self.detail,
         }
         try:
-            leaf = self._leaf(allow=allow, status=status, reasons=reasons, elapsed=elapsed)
+            leaf = self._leaf(who, allow=allow, status=status, reasons=reasons, elapsed=elapsed)
             await self._writer.record(row, leaf)
         except Exception:
             self._metrics.audit_failures.inc()
@@ -116,20 +122,26 @@ class AuditDraft:
             return
         self._writer.record_later(leaf)
 
-    def _leaf(
-        self, *, allow: bool, status: int, reasons: Sequence[str], elapsed: float
-    ) -> LeafInput:
+    def _who(self) -> Actor:
+        """The actor's ids: the verified token's, else what the endpoint named, else none."""
         p = self.principal
+        if p is not None:
+            return Actor(p.subject, p.org_id, p.client_id, p.token_id)
+        return self.named or _NOBODY
+
+    def _leaf(
+        self, who: Actor, *, allow: bool, status: int, reasons: Sequence[str], elapsed: float
+    ) -> LeafInput:
         event = decision_event(
             decision_id=self.decision_id,
             ts=self._ts,
-            action=_action(self.endpoint),
+            action=self.action or _action(self.endpoint),
             endpoint=self.endpoint,
             actor=Actor(
-                subject=p.subject if p else None,
-                org_id=p.org_id if p else None,
-                client_id=p.client_id if p else None,
-                token_id=p.token_id if p else None,
+                subject=who.subject,
+                org_id=who.org_id,
+                client_id=who.client_id,
+                token_id=who.token_id,
                 source=self.source,
                 user_agent=self.user_agent,
             ),
@@ -143,11 +155,16 @@ class AuditDraft:
             policy_version=self.policy_version,
             policy=self.policy,
         )
+        if self.detail is not None:
+            event["detail"] = self.detail  # as admin events: the row's exact JSON text
         try:
             return LeafInput(self.decision_id, "decision", canonical_bytes(event))
         except NotCanonicalizable as exc:  # a bug in what we put in events: fail closed
             log.error("decision event %s is not canonical JSON: %s", self.decision_id, exc)
             raise AuditUnavailable(f"decision event is not canonical JSON: {exc}") from exc
+
+
+_NOBODY = Actor()
 
 
 def _action(endpoint: str) -> str:

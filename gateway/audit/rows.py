@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Dialect
 from gateway.db.models import AuditEvent
 
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
-# The columns a decision row sets (gateway/audit/record.py); `detail` is admin rows' only.
+# The columns a decision row sets (gateway/audit/record.py); `detail` is set by admin
+# rows and the OAuth endpoints' rows, null for model calls.
 COLUMNS = (
     "id",
     "ts",
@@ -39,6 +40,7 @@ COLUMNS = (
     "request_hash",
     "upstream_target",
     "upstream_tries",
+    "detail",
 )
 
 Processor = Callable[[Any], Any] | None

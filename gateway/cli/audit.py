@@ -44,6 +44,10 @@ Model = Annotated[str | None, typer.Option(help="Model name.")]
 Tier = Annotated[str | None, typer.Option(help="Effective tier.")]
 Decision = Annotated[str | None, typer.Option(help="allow or deny.")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="A reason code.")]
+Endpoint = Annotated[
+    str | None,
+    typer.Option(help="An endpoint (oauth.token), or a prefix ending in '.' (admin.)."),
+]
 VkeyOpt = Annotated[
     str | None,
     typer.Option("--vkey", help="The log's verifier key; default: from the configured key."),
@@ -74,12 +78,13 @@ def query_(
     tier: Tier = None,
     decision: Decision = None,
     reason: ReasonOpt = None,
+    endpoint: Endpoint = None,
     limit: Annotated[int, typer.Option(min=1, max=query.MAX_PAGE)] = 100,
     cursor: Annotated[str | None, typer.Option(help="From a previous page's next cursor.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Decisions matching every filter given, oldest first, one page at a time."""
-    filters = _filters(since, until, org, subject, model, tier, decision, reason)
+    filters = _filters(since, until, org, subject, model, tier, decision, reason, endpoint)
     page, next_cursor = _read(
         lambda c: query.decisions(c, filters=filters, limit=limit, cursor=cursor)
     )
@@ -105,6 +110,7 @@ def export(
     tier: Tier = None,
     decision: Decision = None,
     reason: ReasonOpt = None,
+    endpoint: Endpoint = None,
 ) -> None:
     """jsonl: the log's leaves and checkpoints, for `verify-export`; csv: decision rows."""
     if fmt not in ("jsonl", "csv"):
@@ -121,7 +127,7 @@ def export(
 
             _read(jsonl)
         else:
-            filters = _filters(since, until, org, subject, model, tier, decision, reason)
+            filters = _filters(since, until, org, subject, model, tier, decision, reason, endpoint)
             _read(lambda c: _csv(c, filters, stream))
     finally:
         if out:
@@ -281,6 +287,7 @@ def _filters(
     tier: str | None,
     decision: str | None,
     reason: str | None,
+    endpoint: str | None = None,
 ) -> query.Filters:
     if decision not in (None, "allow", "deny"):
         fail("--decision must be allow or deny")
@@ -293,6 +300,7 @@ def _filters(
         tier=tier,
         decision=decision,
         reason=reason,
+        endpoint=endpoint,
     )
 
 

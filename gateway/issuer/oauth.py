@@ -15,6 +15,7 @@ database call ever blocks the event loop.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ class Exchange:
     auth_method: str | None = None  # how the client authenticated
     to_revoke: KnownToken | None = None
     assertion: tuple[str, str, int] | None = None  # (client id, jti, exp) to remember
+    # Set by authlib's client authentication: the client proved who it is (audited by id).
+    authenticated: OAuthClient | None = None
+    issued_jti: str | None = None  # the `jti` of the token minted for this request
 
 
 _exchange: ContextVar[Exchange | None] = ContextVar("tacgw_oauth_exchange", default=None)
@@ -122,10 +126,6 @@ def _current() -> Exchange:
 
 class _ClientCredentials(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(CLIENT_AUTH_METHODS)
-
-    def create_token_response(self) -> Any:
-        _current().auth_method = getattr(self.request, "auth_method", None)
-        return super().create_token_response()
 
 
 class _PrivateKeyJwt(JWTBearerClientAssertion):
@@ -273,6 +273,14 @@ class TokenServer(AuthorizationServer):
         finally:
             _exchange.reset(reset)
 
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        client = super().authenticate_client(request, methods, endpoint)
+        # Reached only when the client proved who it is: from here on it may be named.
+        exchange = _current()
+        exchange.authenticated = client
+        exchange.auth_method = getattr(request, "auth_method", None)
+        return client
+
     def query_client(self, client_id: str) -> OAuthClient | None:
         client = _current().client
         return client if client is not None and client.get_client_id() == client_id else None
@@ -305,6 +313,7 @@ class TokenServer(AuthorizationServer):
         # No scope requested means everything the client may have (RFC 6749 §3.3).
         scope = client.get_allowed_scope(scope)
         method = exchange.auth_method or "client_secret_basic"
+        exchange.issued_jti = jti = uuid.uuid4().hex
         access_token = self._issuer.issue(
             key=exchange.key,
             client_id=standing.client_id,
@@ -314,6 +323,7 @@ class TokenServer(AuthorizationServer):
             auth_strength="private_key_jwt" if method == "private_key_jwt" else "client_secret",
             jkt=exchange.jkt,
             roles=standing.roles,
+            jti=jti,
         )
         return {
             "access_token": access_token,

@@ -6,7 +6,8 @@ client's standing, the current signing key, the token being revoked or introspec
 DPoP proof. After it, it does the writes authlib asked for: the revocation, the client
 assertion's `jti`. It turns authlib's answers into the gateway's own reasons and
 messages: an unknown client and a wrong secret get the same `invalid_client` answer, so
-client ids cannot be enumerated.
+client ids cannot be enumerated. Every answer carries its `OAuthFacts` (`facts.py`), what
+the pipeline audits it with (`gateway/pipeline/oauth.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from gateway.identity.dpop import DpopVerifier
 from gateway.identity.keyring import OwnKeys
 from gateway.identity.replay import ReplayGuard
 from gateway.identity.tokens import LEEWAY_S, TokenVerifier
+from gateway.issuer.facts import OAuthFacts, Scalar
 from gateway.issuer.keys import ALGORITHM, SigningKey
 from gateway.issuer.keystore import load_private
 from gateway.issuer.metadata import (
@@ -60,6 +62,8 @@ _REVOKED = RevokedToken.__table__  # type: ignore[attr-defined]
 @dataclass(frozen=True, slots=True)
 class TokenGranted:
     body: dict[str, Any]
+    facts: OAuthFacts = field(default_factory=OAuthFacts)
+    decision_id: str | None = None  # the audit event's id, once it is committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,11 @@ class TokenRefused:
     reason: Reason
     description: str
     headers: dict[str, str] = field(default_factory=dict)
+    facts: OAuthFacts = field(default_factory=OAuthFacts)
+    decision_id: str | None = None
+    # The RFC 6749 `error` when it is not the reason itself (503 temporarily_unavailable,
+    # reason audit_unavailable).
+    error: Reason | None = None
 
 
 class _Refusal(Exception):
@@ -144,9 +153,11 @@ class Issuer:
                         dpop_proof, htm="POST", htu=self._token_url
                     )
                 except GatewayError as exc:
+                    # Checked before the client authenticates: the event names no client.
                     refused = TokenRefused(400, Reason.INVALID_DPOP_PROOF, exc.message)
                     raise _Refusal(refused) from exc
-            return await self._run("token", form, uri, headers, standing, exchange)
+            answer = await self._run("token", form, uri, headers, standing, exchange)
+            return replace(answer, facts=_token_facts(exchange, answer))
         except _Refusal as refusal:
             return refusal.refused
 
@@ -159,8 +170,12 @@ class Issuer:
             exchange.token = await self._known(form.get("token"))
             answer = await self._run("revocation", form, uri, headers, standing, exchange)
             if isinstance(answer, TokenGranted) and exchange.to_revoke is not None:
-                await self._record_revocation(exchange.to_revoke)
-            return answer
+                try:
+                    await self._record_revocation(exchange.to_revoke)
+                except _Refusal as refusal:
+                    exchange.to_revoke = None
+                    return replace(refusal.refused, facts=_revocation_facts(exchange))
+            return replace(answer, facts=_revocation_facts(exchange))
         except _Refusal as refusal:
             return refusal.refused
 
@@ -171,7 +186,8 @@ class Issuer:
         try:
             standing, exchange = await self._prepare(form, client_id)
             exchange.token = await self._known(form.get("token"))
-            return await self._run("introspection", form, uri, headers, standing, exchange)
+            answer = await self._run("introspection", form, uri, headers, standing, exchange)
+            return replace(answer, facts=_introspection_facts(exchange, answer))
         except _Refusal as refusal:
             return refusal.refused
 
@@ -201,6 +217,7 @@ class Issuer:
             ttl = max(exp - datetime.now(UTC).timestamp(), 0) + LEEWAY_S
             # RFC 7523 §3 (7): an assertion is good once; a replayed one authenticates no one.
             if not await self._first_use("assertion", f"{client}:{jti}", ttl):
+                exchange.authenticated = None  # a replayed assertion authenticates no one
                 return _refusal(401, {"error": "invalid_client"}, {}, None)
         if status == 200:
             return TokenGranted(body)
@@ -314,3 +331,53 @@ def _refusal(
         description = _DESCRIPTIONS.get(reason) or str(body.get("error_description", ""))
         description = description or "The token request was refused."
     return TokenRefused(status=status, reason=reason, description=description, headers=headers)
+
+
+def _client_facts(exchange: Exchange, **detail: Scalar) -> OAuthFacts:
+    """The authenticated client and its organization; nothing of a client that was not."""
+    client = exchange.authenticated
+    if client is None:
+        return OAuthFacts()
+    standing = client.standing
+    detail = {"auth_method": exchange.auth_method, **detail}
+    return OAuthFacts(client_id=standing.client_id, org_id=standing.org_id, detail=detail)
+
+
+def _token_facts(exchange: Exchange, answer: TokenGranted | TokenRefused) -> OAuthFacts:
+    client = exchange.authenticated
+    if client is None:
+        return OAuthFacts()
+    if isinstance(answer, TokenRefused):
+        # Why an authenticated client is refused may be its organization's standing.
+        return _client_facts(exchange, org_status=str(client.standing.org_status))
+    facts = _client_facts(
+        exchange,
+        token_type="DPoP" if exchange.jkt else "Bearer",
+        dpop_bound=exchange.jkt is not None,
+        scope=str(answer.body.get("scope", "")),
+        expires_in=int(answer.body.get("expires_in", 0)),
+    )
+    return replace(facts, tier=client.standing.tier, token_id=exchange.issued_jti)
+
+
+def _revocation_facts(exchange: Exchange) -> OAuthFacts:
+    """Who revoked which token: the token named only when it is one of ours (verified)."""
+    token = exchange.to_revoke or exchange.token
+    facts = _client_facts(
+        exchange,
+        revoked=exchange.to_revoke is not None,
+        token_client_id=None if token is None else token.principal.client_id,
+    )
+    if facts.client_id is None:
+        return facts
+    return replace(facts, token_id=None if token is None else token.principal.token_id)
+
+
+def _introspection_facts(exchange: Exchange, answer: TokenGranted | TokenRefused) -> OAuthFacts:
+    facts = _client_facts(
+        exchange, active=isinstance(answer, TokenGranted) and answer.body.get("active") is True
+    )
+    token = exchange.token
+    if facts.client_id is None or token is None:
+        return facts
+    return replace(facts, token_id=token.principal.token_id)

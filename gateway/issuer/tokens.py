@@ -28,6 +28,7 @@ class TokenIssuer:
         auth_strength: str = "client_secret",
         jkt: str | None = None,
         roles: tuple[str, ...] = (),
+        jti: str | None = None,
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -43,7 +44,7 @@ class TokenIssuer:
             "iat": now,
             "nbf": now,
             "exp": now + self.ttl_s,
-            "jti": uuid.uuid4().hex,
+            "jti": jti or uuid.uuid4().hex,
         }
         if roles:
             # Administrative roles (admin, auditor, org_admin); a defender's token has none.

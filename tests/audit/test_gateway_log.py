@@ -96,6 +96,16 @@ def served(
     anonymous = httpx.post(f"{gw.base_url}/v1/chat/completions", json={"model": "general"})
     assert anonymous.status_code == 401
     ids["anonymous"] = anonymous.headers["x-decision-id"]
+    # The OAuth endpoints' answers are leaves too: a token granted, one refused, a revocation.
+    oauth, auth = f"{gw.base_url}/oauth", gw.credentials["public"]
+    grant = {"grant_type": "client_credentials"}
+    granted = httpx.post(f"{oauth}/token", auth=auth, data=grant)
+    ids["token"] = granted.headers["x-decision-id"]
+    refused = httpx.post(f"{oauth}/token", auth=(auth[0], "tacs_wrong"), data=grant)
+    ids["token_refused"] = refused.headers["x-decision-id"]
+    token = granted.json()["access_token"]
+    revoked = httpx.post(f"{oauth}/revoke", auth=auth, data={"token": token})
+    ids["revoked"] = revoked.headers["x-decision-id"]
     gateway_factory.close()  # a clean stop signs the last leaves
     return gw, ids, policies
 
@@ -118,13 +128,22 @@ def test_every_decision_is_a_verified_leaf(
                     "query",
                     "--json",
                     "--decision",
-                    "deny" if kind in ("denied", "anonymous") else "allow",
+                    "deny" if kind in ("denied", "anonymous", "token_refused") else "allow",
                 )
             )
         )
         assert decision_id in {d["decision_id"] for d in found["decisions"]}
     denied = json.loads(ok(audit(gw, "query", "--json", "--reason", "tier_too_low")))
     assert [d["decision_id"] for d in denied["decisions"]] == [ids["denied"]]
+    oauth = json.loads(ok(audit(gw, "query", "--json", "--endpoint", "oauth.")))["decisions"]
+    assert {ids["token"], ids["token_refused"], ids["revoked"]} <= {
+        d["decision_id"] for d in oauth
+    }
+    assert {d["endpoint"] for d in oauth} == {"oauth.token", "oauth.revoke"}
+    refused = json.loads(
+        ok(audit(gw, "query", "--json", "--endpoint", "oauth.token", "--decision", "deny"))
+    )["decisions"]
+    assert [d["decision_id"] for d in refused] == [ids["token_refused"]]
 
 
 def test_outcomes_record_usage_bytes_and_early_exits(

@@ -35,6 +35,7 @@ def _row(decision_id: str, **changes: Any) -> dict[str, Any]:
         "request_hash": "ff" * 32,
         "upstream_target": "a",
         "upstream_tries": 1,
+        "detail": '{"token_type": "Bearer"}',
     }
     return row | changes
 

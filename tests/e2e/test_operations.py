@@ -88,10 +88,13 @@ def test_requests_total_by_endpoint_tier_model_decision_reason(
     assert all(set(lbl) == {"endpoint", "tier", "model", "decision", "reason"} for lbl in labels)
     assert "caller-chosen-name" not in json.dumps(labels)
 
-    # One counted request per audit row, and the latency histogram saw each of them.
-    assert sum(v for _, v in samples(gw, "tacgw_requests_total")) == len(gw.audit_rows()) == 6
+    # One counted request per audit row (the token request's included), and the latency
+    # histogram saw each of them.
+    rows = gw.audit_rows()
+    assert sum(v for _, v in samples(gw, "tacgw_requests_total")) == len(rows) == 7
+    assert [r["endpoint"] for r in rows].count("oauth.token") == 1
     counts = samples(gw, "tacgw_request_duration_seconds_count")
-    assert sum(v for _, v in counts) == 6
+    assert sum(v for _, v in counts) == 7
 
 
 def test_metrics_count_unauthenticated_and_rate_limited(gateway_factory: GatewayFactory) -> None:
