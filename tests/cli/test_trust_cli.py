@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.proof_servers import LoopbackDns
 
 CLI = [sys.executable, "-m", "gateway.cli"]
@@ -50,6 +52,7 @@ class Cli:
         return line
 
 
+@pytest.mark.timeout(360)  # some twenty CLI processes, each importing the whole gateway
 def test_verify_an_organization_from_the_cli(tmp_path: Path, loopback_dns: LoopbackDns) -> None:
     """apply → challenge → check (fails, then passes) → approve → grants → clients → revoke."""
     cli = Cli(tmp_path, loopback_dns)
