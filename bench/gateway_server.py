@@ -26,7 +26,7 @@ from gateway.settings import Settings
 
 
 def _serve(settings: Settings, port: int) -> None:
-    run_server(create_app(settings), host="127.0.0.1", port=port)
+    run_server(create_app(settings), host="127.0.0.1", port=port, settings=settings)
 
 
 def _serve_workers(settings_file: Path, port: int, workers: int) -> None:

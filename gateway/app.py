@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,10 +21,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api import admin, audit, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api.hardening import Hardening
 from gateway.api.render import oauth_error, openai_error
 from gateway.console.app import create_console
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
+from gateway.policy.bundle import load_bundle
 from gateway.reasons import Reason
 from gateway.runtime import Runtime, start_runtime
 from gateway.settings import Settings
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 # The OAuth endpoints answer in RFC 6749 error format, even when something unexpected fails.
 _OAUTH_PATHS = frozenset({"/oauth/token", "/oauth/revoke", "/oauth/introspect"})
+
+
+def _as_is(app: ASGIApp) -> ASGIApp:
+    return app
 
 
 class GatewayApp(FastAPI):
@@ -44,18 +50,32 @@ class GatewayApp(FastAPI):
     on the hottest path (bench/v1_dispatch.py). They keep the error net: an unexpected
     exception still becomes the OpenAI-format 500 of the app's `Exception` handler.
     Everything else, and `/v1` in the OpenAPI description, goes through FastAPI as before.
+    `outermost` wraps both paths alike (the transport guard, `gateway/api/hardening.py`).
     """
 
-    def __init__(self, *, v1_routes: Sequence[BaseRoute] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        v1_routes: Sequence[BaseRoute] = (),
+        outermost: Callable[[ASGIApp], ASGIApp] = _as_is,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._v1_routes = list(v1_routes)
+        self._outermost = outermost
         self._v1: ASGIApp | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._outermost(super().build_middleware_stack())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._v1_routes and scope["type"] == "http" and scope["path"].startswith("/v1/"):
             if self._v1 is None:  # built on first use: the error handlers are installed by then
-                self._v1 = ServerErrorMiddleware(
-                    Router(routes=self._v1_routes), handler=self.exception_handlers.get(Exception)
+                self._v1 = self._outermost(
+                    ServerErrorMiddleware(
+                        Router(routes=self._v1_routes),
+                        handler=self.exception_handlers.get(Exception),
+                    )
                 )
             scope["app"] = self  # what `request.app` reads (the runtime, the settings)
             await self._v1(scope, receive, send)
@@ -79,8 +99,22 @@ def create_app(settings: Settings) -> FastAPI:
             await runtime.close()
 
     docs = "/docs" if settings.api_docs else None
+
+    def guarded(inner: ASGIApp) -> ASGIApp:
+        # Outermost, around Starlette's own error middleware: its 500s get the headers too;
+        # on `/v1` and on every other route alike.
+        return Hardening(
+            inner,
+            max_body_bytes=settings.max_body_bytes,
+            max_headers=settings.max_headers,
+            max_header_bytes=settings.max_header_bytes,
+            body_timeout_s=settings.request_body_timeout_s,
+            hsts=not settings.dev_mode,
+        )
+
     app = GatewayApp(
         v1_routes=v1.routes,
+        outermost=guarded,
         title="TAC Gateway",
         version="0.1.0",
         lifespan=lifespan,
@@ -105,7 +139,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(audit.router)
     if settings.console.enabled:
         app.mount("/console", create_console(settings, limiter, app))
-    v1_schema.install(app)
+    v1_schema.install(
+        app,
+        finish=lambda doc: admin_schema.describe_tiers(
+            doc, load_bundle(settings.policy_dir).tiers[1:]
+        ),
+    )
     _install_error_handlers(app)
     return app
 
@@ -180,7 +219,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GatewayError)
     async def _refused(request: Request, exc: GatewayError) -> Response:
-        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own).
+        # Raised by the admin, /orgs and /audit routes (the pipeline renders its own), and
+        # by the transport guard's body limits (gateway/api/hardening.py).
+        if request.url.path in _OAUTH_PATHS:
+            return oauth_error(exc.status, Reason.INVALID_REQUEST, exc.message)
         return openai_error(exc)
 
     @app.exception_handler(Exception)

@@ -129,5 +129,10 @@ class Reason(StrEnum):
     CSRF_FAILED = "csrf_failed"  # a form without its valid CSRF token
     OIDC_FAILED = "oidc_failed"  # the IdP's answer could not be used (state, token, claims)
     NO_CONSOLE_ROLE = "no_console_role"  # signed in at the IdP, but with no console role
+    # an upstream stream that is not well-formed SSE (gateway/forward/events.py)
+    UPSTREAM_MALFORMED = "upstream_malformed"
+    # transport limits (gateway/api/hardening.py), before any route runs
+    HEADERS_TOO_LARGE = "headers_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     # anything unexpected; never leaks details to the caller
     INTERNAL_ERROR = "internal_error"

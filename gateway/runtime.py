@@ -216,6 +216,7 @@ def _routing(settings: Settings, store: RequestDb, metrics: Metrics) -> tuple[Up
         balancer=balancer,
         fallback_key=settings.upstream_api_key.get_secret_value(),
         allowed_hosts=up.allowed_hosts,
+        allowed_schemes=up.allowed_schemes,
     )
     upstream = Upstream(
         client,

@@ -76,6 +76,12 @@ class UpstreamSettings(BaseSettings):
     # Empty: any host. Otherwise a target's host must be listed ("*.example.com" matches
     # subdomains); a target outside the list is refused by the CLI and skipped at load.
     allowed_hosts: list[str] = Field(default_factory=list)
+    # The URL schemes a target may use; a target with another scheme is refused by the CLI
+    # and the admin API and skipped at load. Production may drop "http".
+    allowed_schemes: list[Literal["http", "https"]] = Field(
+        default_factory=lambda: ["http", "https"],  # type: ignore[arg-type]
+        min_length=1,
+    )
     # An upstream answer larger than this (whole body, or a stream's total) is cut off.
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     health: HealthSettings = Field(default_factory=HealthSettings)
@@ -336,10 +342,19 @@ class Settings(BaseSettings):
     usage_flush_s: float = Field(5.0, gt=0)
     token_endpoint_rate_limit: str = "30/minute"
 
+    # Transport limits on every route (gateway/api/hardening.py): the body's size, the
+    # number and total size of request headers, and how long the body may take to arrive.
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # A `Server-Timing` header with each pipeline stage's duration on /v1 model calls
     # (docs/performance.md). Off by default: it tells callers how long the stages took.
     server_timing: bool = False
+    max_headers: int = Field(100, ge=10, le=1000)
+    max_header_bytes: int = Field(32_768, ge=4096, le=1_048_576)
+    request_body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    # uvicorn's own limits (`tac-gateway serve`): idle keep-alive connections are closed
+    # after this long; at most this many connections and tasks at once (0: no limit).
+    keep_alive_timeout_s: float = Field(5.0, gt=0, le=300)
+    max_connections: int = Field(0, ge=0)
     # The interactive /docs page; /openapi.json is always served.
     api_docs: bool = False
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)

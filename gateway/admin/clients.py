@@ -21,7 +21,7 @@ from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.issuer.secrets import hash_secret, new_client_id, new_client_secret
 from gateway.reasons import Reason
 
-CLIENT_ROLES = ("admin", "auditor", "org_admin")
+CLIENT_ROLES = fields.CLIENT_ROLES
 
 
 def check_roles(roles: list[str] | tuple[str, ...]) -> str:

@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 from gateway.errors import BadRequest
 from gateway.reasons import Reason
 
+# The roles a client's tokens may carry, and an organization member's roles (here, with
+# the other field checks, so that the OpenAPI models can list them without an import cycle).
+CLIENT_ROLES = ("admin", "auditor", "org_admin")
+MEMBER_ROLES = ("defender", "org_admin")
 MAX_NAME = 200
 MAX_SUBJECT = 200
 MAX_REASON = 1000

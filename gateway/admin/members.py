@@ -14,7 +14,7 @@ from gateway.db.models import utcnow
 from gateway.errors import BadRequest, NotFound
 from gateway.reasons import Reason
 
-ROLES = ("defender", "org_admin")
+ROLES = fields.MEMBER_ROLES
 
 
 async def set_member(

@@ -28,7 +28,7 @@ from gateway.issuer.secrets import (
     new_client_secret,
     verify_secret,
 )
-from gateway.routing.targets import check_target_url
+from gateway.routing.targets import HTTP_SCHEMES, check_target_url
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,11 @@ async def create_client(engine: AsyncEngine, *, org_id: str, name: str) -> Issue
     return issued
 
 
-def check_upstream_url(url: str, *, allowed_hosts: Sequence[str] = ()) -> str:
+def check_upstream_url(
+    url: str, *, allowed_hosts: Sequence[str] = (), allowed_schemes: Sequence[str] = HTTP_SCHEMES
+) -> str:
     """The URL, if it can be an upstream base URL; otherwise every call would fail with 502."""
-    return check_target_url(url, allowed_hosts=allowed_hosts)
+    return check_target_url(url, allowed_hosts=allowed_hosts, allowed_schemes=allowed_schemes)
 
 
 async def client_with_secret(
@@ -136,12 +138,15 @@ async def add_model(
     upstream_url: str | None = None,
     upstream_model: str | None = None,
     allowed_hosts: Sequence[str] = (),
+    allowed_schemes: Sequence[str] = HTTP_SCHEMES,
 ) -> ModelEntry:
     """Add a model or change its tier floor. With `upstream_url`, that URL becomes the
     model's only upstream target (the others are removed); manage several targets with
     `gateway.admin.targets`."""
     if upstream_url is not None:
-        check_target_url(upstream_url, allowed_hosts=allowed_hosts)
+        check_target_url(
+            upstream_url, allowed_hosts=allowed_hosts, allowed_schemes=allowed_schemes
+        )
     async with AsyncSession(engine, expire_on_commit=False) as session:
         entry = await session.get(ModelEntry, name)
         if entry is None:

@@ -82,7 +82,11 @@ async def upstream_endpoint(
     if target is None:
         raise Unscreenable(f"model {model_name!r} has no enabled upstream target")
     try:
-        check_target_url(target.url, allowed_hosts=settings.upstream.allowed_hosts)
+        check_target_url(
+            target.url,
+            allowed_hosts=settings.upstream.allowed_hosts,
+            allowed_schemes=settings.upstream.allowed_schemes,
+        )
         extra = orjson.loads(target.headers or "{}")
         if not isinstance(extra, dict):
             raise ValueError("extra headers must be a JSON object")

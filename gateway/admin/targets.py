@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gateway.db.models import ModelEntry, UpstreamTarget, UpstreamTargetPublic
 from gateway.routing.credentials import check_reference
 from gateway.routing.targets import (
+    HTTP_SCHEMES,
     check_headers,
     check_target_name,
     check_target_url,
@@ -40,10 +41,11 @@ async def add_target(
     headers: Mapping[str, str] | None = None,
     enabled: bool = True,
     allowed_hosts: Sequence[str] = (),
+    allowed_schemes: Sequence[str] = HTTP_SCHEMES,
 ) -> UpstreamTarget:
     """Add a target to `model`, or update the one of that name; raises ValueError for
     an invalid value and LookupError for an unknown model."""
-    check_target_url(url, allowed_hosts=allowed_hosts)
+    check_target_url(url, allowed_hosts=allowed_hosts, allowed_schemes=allowed_schemes)
     name = check_target_name(name or default_target_name(url))
     if not 0 <= weight <= MAX_WEIGHT:
         raise ValueError(f"weight must be between 0 (fallback only) and {MAX_WEIGHT}")

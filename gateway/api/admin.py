@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from gateway.admin import catalog, clients, detail, grants, members, orgs
+from gateway.admin import catalog, clients, detail, fields, grants, members, orgs
 from gateway.admin.actor import Actor
 from gateway.admin.auditlog import record_admin_event
 from gateway.admin.catalog import ModelPublic
@@ -37,11 +37,12 @@ from gateway.admin.schemas import (
 from gateway.admin.screening import UnknownModel, Unscreenable
 from gateway.admin.screening_runs import RunInProgress, ScreeningRun
 from gateway.api.admin_deps import Permit
-from gateway.api.admin_schema import refusals
+from gateway.api.admin_schema import RowId, refusals
 from gateway.api.deps import RuntimeDep
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.policy.service import PolicyReloadError
 from gateway.reasons import Reason
+from gateway.trust.lifecycle import OrgStatus
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=refusals())
 
@@ -51,7 +52,9 @@ router = APIRouter(prefix="/admin", tags=["admin"], responses=refusals())
 
 @router.get("/orgs", response_model=list[OrganizationPublic])
 async def list_orgs(
-    rt: RuntimeDep, actor: Annotated[Actor, Permit("org.list")], status: str | None = None
+    rt: RuntimeDep,
+    actor: Annotated[Actor, Permit("org.list")],
+    status: Annotated[OrgStatus | None, Query()] = None,
 ) -> list[OrganizationPublic]:
     """Organizations, oldest application first; `status=applied` etc. to filter."""
     return await orgs.list_orgs(rt.admin.engine, status=status)
@@ -188,7 +191,7 @@ async def create_grant(
 
 @router.post("/grants/{grant_id}/revoke", response_model=TrustGrantPublic)
 async def revoke_grant(
-    grant_id: int,
+    grant_id: RowId,
     body: RevokeRequest,
     rt: RuntimeDep,
     actor: Annotated[Actor, Permit("grant.revoke")],
@@ -208,10 +211,16 @@ async def list_members(
     return await members.list_members(rt.admin.engine, org_id=org_id)
 
 
+# A subject as gateway/admin/fields.py `text` takes it: printable, not only white space.
+Subject = Annotated[
+    str, Path(max_length=fields.MAX_SUBJECT, pattern=r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$")
+]
+
+
 @router.put("/orgs/{org_id}/members/{subject}", response_model=MembershipPublic)
 async def set_member(
     org_id: str,
-    subject: str,
+    subject: Subject,
     body: MemberSet,
     rt: RuntimeDep,
     actor: Annotated[Actor, Permit("member.set")],
@@ -223,7 +232,10 @@ async def set_member(
 
 @router.delete("/orgs/{org_id}/members/{subject}", status_code=204)
 async def remove_member(
-    org_id: str, subject: str, rt: RuntimeDep, actor: Annotated[Actor, Permit("member.remove")]
+    org_id: str,
+    subject: Subject,
+    rt: RuntimeDep,
+    actor: Annotated[Actor, Permit("member.remove")],
 ) -> Response:
     await members.remove_member(rt.admin.engine, actor=actor, org_id=org_id, subject=subject)
     return Response(status_code=204)

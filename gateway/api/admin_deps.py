@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.admin import clients, grants, permission
 from gateway.admin.actor import Actor
 from gateway.admin.auditlog import record_refusal
+from gateway.api.admin_schema import MAX_ROW_ID
 from gateway.api.deps import RuntimeDep
 from gateway.errors import Forbidden, NotFound
 from gateway.reasons import Reason
@@ -63,7 +64,9 @@ async def _target(rt: Any, request: Request) -> dict[str, Any]:
         target |= {"org_id": client.org_id, "client_id": client.id}
     elif "grant_id" in params:
         raw = str(params["grant_id"])
-        if not raw.isdigit():  # the route's own validation says why; no such grant either way
+        # The route's own validation says why; no such grant either way (ids are INTEGER:
+        # a larger number would fail in the database, not be missing).
+        if not raw.isdigit() or int(raw) > MAX_ROW_ID:
             raise NotFound(Reason.GRANT_NOT_FOUND, f"No grant {raw[:40]!r}.")
         grant = await grants.get_grant(rt.admin.engine, grant_id=int(raw))
         target |= {"org_id": grant.org_id, "grant_id": grant.id}

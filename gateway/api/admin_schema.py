@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import Path
 
 from gateway.api.v1_schema import ErrorBody
 
@@ -19,6 +22,20 @@ _REFUSALS: dict[int, str] = {
 }
 
 
+# Row ids are INTEGER columns: a larger number in a path is a 422, never a database error.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=0, le=MAX_ROW_ID)]
+
+
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     chosen = statuses or tuple(_REFUSALS)
     return {s: {"model": ErrorBody, "description": _REFUSALS[s]} for s in chosen}
+
+
+def describe_tiers(doc: dict[str, Any], grantable: Sequence[str]) -> None:
+    """List the tiers an admin may grant wherever a model marks a field as one (the names
+    come from the policy data, so the models cannot list them)."""
+    for model in doc.get("components", {}).get("schemas", {}).values():
+        for prop in model.get("properties", {}).values():
+            if prop.pop("x-tacgw-grantable-tier", False):
+                prop["enum"] = list(grantable)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import Connection
 from starlette.responses import Response, StreamingResponse
@@ -95,6 +95,14 @@ class Explanation(BaseModel):
     input: dict[str, Any]
 
 
+# Leaf indexes and log sizes are BIGINT columns: a larger number is a 422, not a 500.
+MAX_INDEX = 2**63 - 1
+Index = Annotated[int, Query(ge=0, le=MAX_INDEX)]
+Size = Annotated[int, Query(ge=1, le=MAX_INDEX)]
+# What a reason filter may be: a snake_case reason code (gateway/reasons.py).
+ReasonCode = Annotated[str, Query(pattern=query.REASON_CODE.pattern, max_length=64)]
+
+
 def filters(
     since: datetime | None = None,
     until: datetime | None = None,
@@ -103,7 +111,7 @@ def filters(
     model: str | None = None,
     tier: str | None = None,
     decision: Literal["allow", "deny"] | None = None,
-    reason: str | None = None,
+    reason: ReasonCode | None = None,
 ) -> query.Filters:
     return query.Filters(since, until, org, subject, model, tier, decision, reason)
 
@@ -142,13 +150,26 @@ async def counts(
     return await _read(rt, lambda c: query.counts(c, filters=f, by=by, bucket=bucket))
 
 
-@router.get("/export", summary="JSONL: the verifiable log (leaves and checkpoints); CSV: rows")
+@router.get(
+    "/export",
+    summary="JSONL: the verifiable log (leaves and checkpoints); CSV: rows",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The log as JSONL, or the rows as CSV (`format`)",
+            "content": {
+                "application/jsonl": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def export(
     rt: RuntimeDep,
     f: FiltersDep,
     format: Literal["jsonl", "csv"] = "jsonl",
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Index | None = None,
+    end: Index | None = None,
 ) -> Response:
     if format == "csv":
         return StreamingResponse(_csv(rt, f), media_type="text/csv; charset=utf-8")
@@ -160,8 +181,8 @@ async def export(
 @router.get("/verify", response_model=Verification, summary="Verify a range, or everything")
 async def verify(
     rt: RuntimeDep,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Index | None = None,
+    end: Index | None = None,
 ) -> dict[str, Any]:
     verifier = rt.audit_log
     # Replaying every leaf is CPU work: in a thread, with its own engine, off the loop.
@@ -197,7 +218,9 @@ async def checkpoints(
 
 
 @router.get("/checkpoints/{size}", response_model=Checkpoint, summary="The checkpoint of a size")
-async def checkpoint_of_size(rt: RuntimeDep, size: int) -> dict[str, Any]:
+async def checkpoint_of_size(
+    rt: RuntimeDep, size: Annotated[int, Path(ge=0, le=MAX_INDEX)]
+) -> dict[str, Any]:
     found = await _read(rt, lambda c: ledger.checkpoint_of_size(c, size))
     if found is None:
         raise NotFound(Reason.NOT_IN_CHECKPOINT, f"No checkpoint of size {size}.")
@@ -213,7 +236,7 @@ async def inclusion(
     rt: RuntimeDep,
     decision_id: str,
     kind: Literal["decision", "outcome"] = "decision",
-    size: Annotated[int | None, Query(ge=1)] = None,
+    size: Size | None = None,
 ) -> dict[str, Any]:
     def work(c: Connection) -> dict[str, Any]:
         leaf = ledger.leaf_of(c, decision_id=decision_id, kind=kind)
@@ -246,7 +269,7 @@ async def inclusion(
     summary="Consistency proof between two checkpoint sizes",
 )
 async def consistency(
-    rt: RuntimeDep, old: Annotated[int, Query(ge=1)], new: Annotated[int, Query(ge=1)]
+    rt: RuntimeDep, old: Size, new: Size
 ) -> dict[str, Any]:
     def work(c: Connection) -> dict[str, Any]:
         if old > new or new > ledger.size(c):

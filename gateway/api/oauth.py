@@ -58,10 +58,13 @@ _TOKEN_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["grant_type"],
-                    "additionalProperties": False,
+                    # RFC 6749 §3.2: unrecognised parameters are ignored, not refused;
+                    # each is one value (a repeated parameter is refused).
+                    "additionalProperties": {"type": "string"},
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "scope": {"type": "string", "enum": ["models"]},
+                        # Empty is as if absent: every scope the client may have.
+                        "scope": {"type": "string", "enum": ["", "models"]},
                         "client_id": {"type": "string"},
                         "client_secret": {"type": "string"},
                         "client_assertion": {"type": "string"},
@@ -80,6 +83,9 @@ _TOKEN_ONLY_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["token"],
+                    # As on the token endpoint: other parameters are ignored, each is one
+                    # value (a repeated parameter is refused).
+                    "additionalProperties": {"type": "string"},
                     "properties": {
                         "token": {"type": "string"},
                         "token_type_hint": {"type": "string"},

@@ -17,7 +17,7 @@ from gateway.admin.schemas import (
     OrganizationPublic,
 )
 from gateway.api.admin_deps import Permit
-from gateway.api.admin_schema import refusals
+from gateway.api.admin_schema import RowId, refusals
 from gateway.api.deps import RuntimeDep
 
 router = APIRouter(prefix="/orgs", tags=["orgs"], responses=refusals())
@@ -59,7 +59,7 @@ async def start_challenge(
 @router.post("/{org_id}/challenges/{challenge_id}/check", response_model=ChallengePublic)
 async def check_challenge(
     org_id: str,
-    challenge_id: int,
+    challenge_id: RowId,
     rt: RuntimeDep,
     actor: Annotated[Actor, Permit("challenge.check")],
 ) -> ChallengePublic:

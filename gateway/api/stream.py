@@ -2,7 +2,8 @@
 
 It watches for the caller disconnecting (cancelling the relay at once), turns a mid-stream
 upstream failure into an SSE error event, always closes the upstream response, and then
-reports how the stream ended (bytes, usage, whether the caller left) for the audit log.
+reports how the stream ended (bytes, usage, whether the caller left, the error that ended
+it) for the audit log.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class SseResponse(Response):
         self._report = report
         self._sent = 0
         self._caller_left = False
+        self._error: str | None = None  # the reason of an error event that ended the stream
         self.status_code = stream.status
         self.background = None
         self.init_headers({**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
@@ -55,7 +57,9 @@ class SseResponse(Response):
             if self._report is not None:
                 # Usage as the stream's meter counted it when it closed (gateway/usage).
                 usage = audit_usage(self._stream.usage)
-                delivery = Delivery(self.status_code, usage, self._sent, self._caller_left)
+                delivery = Delivery(
+                    self.status_code, usage, self._sent, self._caller_left, self._error
+                )
                 self._report(delivery)
 
     async def _pump(self, send: Send) -> None:
@@ -67,6 +71,7 @@ class SseResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 self._sent += len(chunk)
         except GatewayError as exc:
+            self._error = exc.reason.value
             await send({"type": "http.response.body", "body": sse_error(exc), "more_body": True})
         except OSError:
             self._caller_left = True

@@ -7,6 +7,7 @@ served route is described and that real answers match the schemas.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI
@@ -150,8 +151,9 @@ def retrieve_model(model_id: str) -> None:
     """One model; 404 when it does not exist or the caller's tier may not use it."""
 
 
-def install(app: FastAPI) -> None:
-    """Make `app.openapi()` describe the `/v1` routes from these declarations as well."""
+def install(app: FastAPI, *, finish: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Make `app.openapi()` describe the `/v1` routes from these declarations as well;
+    `finish` completes the document with what only the settings know."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -170,6 +172,8 @@ def install(app: FastAPI) -> None:
                 if path.startswith("/v1/"):
                     for operation in item.values():
                         operation["security"] = [{"bearer": []}]
+            if finish is not None:
+                finish(app.openapi_schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -67,6 +67,9 @@ class Delivery:
     usage: Usage | None
     response_bytes: int
     caller_left_early: bool
+    # The reason a response that had started ended in an error (an SSE error event after
+    # a broken, malformed or oversized upstream stream); None when it ended normally.
+    error: str | None = None
 
 
 def policy_input_text(doc: Mapping[str, Any]) -> str:
@@ -181,9 +184,12 @@ def outcome_event(
     response_bytes: int,
     caller_left_early: bool,
     duration_us: int,
+    error: str | None = None,
 ) -> dict[str, Any]:
-    """How the response to an allowed decision ended: status, tokens, bytes, early exit."""
-    return {
+    """How the response to an allowed decision ended: status, tokens, bytes, early exit,
+    and the error that ended a started stream (the key is present only then, so outcome
+    leaves of normal responses keep their shape)."""
+    event: dict[str, Any] = {
         "v": SCHEMA_VERSION,
         "type": "outcome",
         "decision_id": decision_id,
@@ -201,6 +207,9 @@ def outcome_event(
         "caller_left_early": caller_left_early,
         "duration_us": duration_us,
     }
+    if error is not None:
+        event["error"] = error
+    return event
 
 
 def _sha256(text: str) -> str:

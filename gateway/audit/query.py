@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from gateway.db.models import AuditEvent, TlogLeaf
 
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 LEAF = TlogLeaf.__table__  # type: ignore[attr-defined]
+# A reason code as gateway/reasons.py spells them; also the API's declared pattern.
+REASON_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_PAGE = 1000
 BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -60,7 +63,7 @@ def _where(query: Select[Any], f: Filters) -> Select[Any]:
             query = query.where(column == value)
     if f.reason is not None:
         # `reasons` is a JSON array of snake_case codes: match the quoted code exactly.
-        if not f.reason.replace("_", "").isalnum():
+        if not REASON_CODE.match(f.reason):
             raise BadQuery("reason must be a reason code such as tier_too_low")
         query = query.where(c.reasons.like(f'%"{f.reason}"%'))
     return query

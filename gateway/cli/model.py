@@ -38,10 +38,13 @@ def add(
 ) -> None:
     """Add a model to the catalog, or update its tier (and, with --upstream, its upstream)."""
     known_tier(tier)
-    allowed = Settings().upstream.allowed_hosts
+    up = Settings().upstream
+    allowed = up.allowed_hosts
     if upstream is not None:
         try:
-            ops.check_upstream_url(upstream, allowed_hosts=allowed)
+            ops.check_upstream_url(
+                upstream, allowed_hosts=allowed, allowed_schemes=up.allowed_schemes
+            )
         except ValueError as exc:
             fail(str(exc))
 
@@ -53,6 +56,7 @@ def add(
             upstream_model=upstream_model or name,
             tier_floor=tier,
             allowed_hosts=allowed,
+            allowed_schemes=up.allowed_schemes,
         )
         emit({"model": entry.name, "tier_floor": entry.tier_floor}, as_json=as_json)
 
@@ -129,6 +133,7 @@ def target_add(
                 headers=headers,
                 enabled=not disabled,
                 allowed_hosts=Settings().upstream.allowed_hosts,
+                allowed_schemes=Settings().upstream.allowed_schemes,
             )
         except (ValueError, LookupError) as exc:
             fail(str(exc.args[0]) if exc.args else str(exc))

@@ -48,13 +48,16 @@ def serve(
     if settings.migrate_on_start:
         upgrade(settings.database_url)
     if workers > 1:
-        asyncio.run(prepare_shared_state(settings))
+        try:
+            asyncio.run(prepare_shared_state(settings))
+        except ValueError as exc:  # a setting the first start needs (e.g. the KEK)
+            fail(str(exc))
         print(startup_line(settings, host=host, port=port), f"({workers} workers)", flush=True)
-        run_workers(host=host, port=port, workers=workers)
+        run_workers(host=host, port=port, workers=workers, settings=settings)
         return
     app_ = create_app(settings)
     print(startup_line(settings, host=host, port=port), flush=True)
-    run_server(app_, host=host, port=port)
+    run_server(app_, host=host, port=port, settings=settings)
 
 
 @app.command()

@@ -15,10 +15,12 @@ from fastapi import APIRouter, Request
 from slowapi import Limiter
 from starlette.responses import RedirectResponse, Response
 
-from gateway.console import accounts, csrf
+from gateway.admin.actor import Actor
+from gateway.console import accounts, csrf, signins
 from gateway.console.guard import RuntimeDep
 from gateway.console.render import page
 from gateway.console.sessions import COOKIE, close_session, load_session, open_session
+from gateway.reasons import Reason
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ def make_router(settings: Settings, limiter: Limiter) -> APIRouter:
         if role is None:
             # The name is not logged: it may be a password typed in the wrong field.
             log.info("console sign-in refused")
+            await signins.refused(rt.admin.engine, method="password", reason=Reason.SIGN_IN_FAILED)
             return signin_page(
                 request, token=csrf.new_token(), error=WRONG, status=401, name=name[:100]
             )
@@ -110,6 +113,8 @@ def make_router(settings: Settings, limiter: Limiter) -> APIRouter:
             ttl=timedelta(seconds=console.session_ttl_s),
         )
         log.info("console sign-in: console:%s as %s", name, role)
+        actor = Actor(subject=f"console:{name}", roles=(role,))
+        await signins.signed_in(rt.admin.engine, actor=actor, method="password")
         return signed_in_response(settings, token, fields.get("next", HOME))
 
     @router.post("/signout")
@@ -119,6 +124,7 @@ def make_router(settings: Settings, limiter: Limiter) -> APIRouter:
         if session is not None:
             csrf.require_token(await csrf.read_form(request), session.csrf)
             await close_session(rt.admin.engine, token=token)
+            await signins.signed_out(rt.admin.engine, actor=session.actor)
         response = RedirectResponse("/console/signin", status_code=303)
         response.delete_cookie(COOKIE, path="/console")
         return response

@@ -27,6 +27,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from starlette.responses import RedirectResponse, Response
 
+from gateway.admin.actor import Actor
+from gateway.console import signins
 from gateway.console.auth import safe_next, set_cookie
 from gateway.console.guard import RuntimeDep
 from gateway.console.render import page
@@ -169,6 +171,7 @@ def make_router(settings: Settings) -> APIRouter:
         claims = await _id_token_claims(oidc, meta, tokens.get("id_token"), nonce=pending["nonce"])
         roles = roles_from(claims, oidc)
         if not roles:
+            await signins.refused(rt.admin.engine, method="oidc", reason=Reason.NO_CONSOLE_ROLE)
             raise Forbidden(
                 Reason.NO_CONSOLE_ROLE,
                 f"Signed in at the identity provider, but '{oidc.roles_claim}' names no "
@@ -182,6 +185,8 @@ def make_router(settings: Settings) -> APIRouter:
             ttl=timedelta(seconds=settings.console.session_ttl_s),
         )
         log.info("console sign-in: %s as %s (OIDC)", subject, roles[0])
+        actor = Actor(subject=subject[:300], roles=roles)
+        await signins.signed_in(rt.admin.engine, actor=actor, method="oidc")
         response = page(request, "continue.html", session=None, next=pending["next"])
         set_cookie(
             response, COOKIE, session, settings=settings, max_age=settings.console.session_ttl_s

@@ -1,10 +1,11 @@
 """An upstream SSE byte stream, event by event, on its way to the caller.
 
-Two jobs that need event boundaries (chunks from the network may split an event): the
-catalog's model name replaces the upstream's (`rename`), and a `UsageMeter` reads the
-event that carries `usage` (dropping it if the caller did not ask for it). A block of
-events that neither concerns, the common case, passes through unparsed: one `rfind` and
-one regular-expression search per chunk.
+Three jobs that need event boundaries (chunks from the network may split an event):
+every event is checked to be what an OpenAI-compatible stream sends (UTF-8, only SSE
+fields, `data` that is a JSON object or `[DONE]`) so that a broken upstream never reaches
+the caller as garbage (`MalformedStream`); the catalog's model name replaces the
+upstream's (`rename`); and a `UsageMeter` reads the event that carries `usage` (dropping it
+if the caller did not ask for it). Complete events are relayed as soon as they are whole.
 """
 
 from __future__ import annotations
@@ -18,6 +19,72 @@ from gateway.usage.meter import UsageMeter
 
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 _EVENT_END = re.compile(rb"(\r?\n\r?\n)")
+# The SSE fields (WHATWG HTML §9.2.6) and comments; OpenAI-compatible servers send `data`
+# (and `event: error`), so anything else is a server that is not speaking the protocol.
+_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+class MalformedStream(ValueError):
+    """The upstream's stream is not well-formed OpenAI-compatible SSE; `relayed` holds the
+    well-formed events that came before the bad one (processed, for the caller)."""
+
+    def __init__(self, why: str, relayed: bytes = b"") -> None:
+        super().__init__(why)
+        self.relayed = relayed
+
+
+def first_malformed(block: bytes) -> tuple[int, str] | None:
+    """Where the first malformed event of `block` starts, and why; None if all are fine.
+
+    One pass over the lines (a blank line ends an event) and one JSON parse per event
+    (about 3 µs an event in all; a regular-expression fast path measured no faster)."""
+    try:
+        block.decode()
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False  # which event: each one is decoded when it ends
+    offset = start = 0  # where the current line, and the current event, begin
+    data: list[bytes] = []
+    stray = False  # a line of the event that is no SSE field
+    for raw in block.split(b"\n"):
+        line = raw.removesuffix(b"\r")
+        if line:
+            if line.startswith(b"data:"):
+                # One leading space is part of the framing (SSE strips exactly one).
+                data.append(line[5:].removeprefix(b" "))
+            elif not line.startswith(_FIELDS):
+                stray = True
+            offset += len(raw) + 1
+            continue
+        # A blank line: the event (if there is one) ends here.
+        if start < offset and (why := _malformed(block[start:offset], data, stray, utf8)):
+            return start, why
+        data, stray = [], False
+        offset += len(raw) + 1
+        start = offset
+    if start < len(block) and (why := _malformed(block[start:], data, stray, utf8)):
+        return start, why  # the last event, cut off by the stream's end (flush)
+    return None
+
+
+def _malformed(event: bytes, data: list[bytes], stray: bool, utf8: bool) -> str | None:
+    if not utf8:
+        try:
+            event.decode()
+        except UnicodeDecodeError:
+            return "not UTF-8"
+    if stray:
+        return "a line that is no SSE field"
+    if not data:
+        return None
+    payload = b"\n".join(data)  # an event's data lines form one payload
+    if payload.strip() == b"[DONE]":
+        return None
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return "data that is not JSON"
+    return None if isinstance(doc, dict) else "data that is not a JSON object"
 
 
 class SseEvents:
@@ -43,6 +110,13 @@ class SseEvents:
         return self._block(rest) if rest else b""
 
     def _block(self, block: bytes) -> bytes:
+        if (bad := first_malformed(block)) is not None:
+            offset, why = bad
+            good = self._events(block[:offset]) if offset else b""
+            raise MalformedStream(why, relayed=good)
+        return self._events(block)
+
+    def _events(self, block: bytes) -> bytes:
         meter = self._meter
         if meter is not None:
             meter.seen(block)

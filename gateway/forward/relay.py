@@ -18,7 +18,7 @@ from typing import TypeVar
 import httpx
 
 from gateway.errors import UpstreamError
-from gateway.forward.events import SseEvents
+from gateway.forward.events import MalformedStream, SseEvents
 from gateway.reasons import Reason
 from gateway.usage.figures import Usage
 from gateway.usage.meter import UsageMeter
@@ -65,9 +65,9 @@ class UpstreamStream:
     """An upstream SSE body, chunk by chunk (never buffered whole), model renamed, metered.
 
     At most `limit` bytes are relayed. When the stream is closed (ended, failed or left),
-    `on_release(failure)` runs first, with what went wrong (None, "stream_broken" or
-    "too_large"), so the forward stage can count it and release the target; then the
-    `on_end(usage)` callbacks (debiting token limits, recording usage).
+    `on_release(failure)` runs first, with what went wrong (None, "stream_broken",
+    "stream_malformed" or "too_large"), so the forward stage can count it and release the
+    target; then the `on_end(usage)` callbacks (debiting token limits, recording usage).
     """
 
     def __init__(
@@ -80,7 +80,7 @@ class UpstreamStream:
         on_release: Callable[[str | None], None] | None = None,
     ) -> None:
         self._upstream = upstream
-        self._events = SseEvents(rename_to=rename_to, meter=meter) if rename_to or meter else None
+        self._events = SseEvents(rename_to=rename_to, meter=meter)
         self._meter = meter
         self._limit = limit
         self._on_release = on_release
@@ -108,17 +108,25 @@ class UpstreamStream:
                     raise UpstreamError(
                         Reason.UPSTREAM_TOO_LARGE, "The model server's answer is too large."
                     )
-                out = events.feed(chunk) if events else chunk
+                out = events.feed(chunk)
                 if out:
                     yield out
+            if rest := events.flush():
+                yield rest
+        except MalformedStream as exc:
+            self._failure = "stream_malformed"
+            log.warning("upstream stream malformed: %s", exc)
+            if exc.relayed:  # the whole events that came before the bad one
+                yield exc.relayed
+            raise UpstreamError(
+                Reason.UPSTREAM_MALFORMED, "The upstream sent a malformed event stream."
+            ) from exc
         except httpx.HTTPError as exc:
             self._failure = "stream_broken"
             log.warning("upstream stream broke: %s", type(exc).__name__)
             raise UpstreamError(
                 Reason.UPSTREAM_ERROR, "The upstream stream ended abruptly."
             ) from exc
-        if events and (rest := events.flush()):
-            yield rest
         self.completed = True
 
     async def aclose(self) -> None:

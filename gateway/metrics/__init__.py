@@ -81,7 +81,7 @@ class Metrics:
         self.upstream_errors = Counter(
             "tacgw_upstream_errors",
             "Failed tries and broken answers by kind: connect, timeout, transport, status_5xx,"
-            " redirect, too_large, stream_broken.",
+            " redirect, too_large, stream_broken, stream_malformed.",
             ["model", "target", "kind"],
             registry=self.registry,
         )

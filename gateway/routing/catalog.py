@@ -33,7 +33,7 @@ from gateway.errors import NotFound, Unavailable
 from gateway.reasons import Reason
 from gateway.routing import credentials
 from gateway.routing.balance import Balancer
-from gateway.routing.targets import Target, check_headers, check_target_url
+from gateway.routing.targets import HTTP_SCHEMES, Target, check_headers, check_target_url
 from gateway.screening.store import (
     LatestReport,
     ScreeningStatus,
@@ -100,12 +100,14 @@ class Catalog:
         balancer: Balancer,
         fallback_key: str = "",
         allowed_hosts: Sequence[str] = (),
+        allowed_schemes: Sequence[str] = HTTP_SCHEMES,
     ) -> None:
         self._db = db
         self._ttl_s = ttl_s
         self._balancer = balancer
         self._fallback_key = fallback_key
         self._allowed_hosts = tuple(allowed_hosts)
+        self._allowed_schemes = tuple(allowed_schemes)
         self._routes: Mapping[str, Route] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -168,7 +170,9 @@ class Catalog:
         headers = dict(BASE_HEADERS)
         problem = None
         try:
-            check_target_url(r.url, allowed_hosts=self._allowed_hosts)
+            check_target_url(
+                r.url, allowed_hosts=self._allowed_hosts, allowed_schemes=self._allowed_schemes
+            )
             extra = orjson.loads(r.headers or "{}")
             if not isinstance(extra, dict):
                 raise ValueError("extra headers must be a JSON object")

@@ -54,8 +54,14 @@ class Target:
         return (self.model, self.name, self.url, self.upstream_model)
 
 
-def check_target_url(url: str, *, allowed_hosts: Sequence[str] = ()) -> str:
-    """The URL, if it can be a target's base URL; raises ValueError saying why not."""
+HTTP_SCHEMES = ("http", "https")
+
+
+def check_target_url(
+    url: str, *, allowed_hosts: Sequence[str] = (), allowed_schemes: Sequence[str] = HTTP_SCHEMES
+) -> str:
+    """The URL, if it can be a target's base URL under the operator's allow-lists
+    (`upstream.allowed_hosts`, `upstream.allowed_schemes`); ValueError saying why not."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -73,6 +79,10 @@ def check_target_url(url: str, *, allowed_hosts: Sequence[str] = ()) -> str:
         raise ValueError("upstream URL must not carry credentials; use --credential")
     if parts.query or parts.fragment:
         raise ValueError("upstream URL must not have a query or fragment (paths are appended)")
+    if parts.scheme.lower() not in allowed_schemes:
+        raise ValueError(
+            f"upstream scheme {parts.scheme.lower()!r} is not in upstream.allowed_schemes"
+        )
     if allowed_hosts and not host_allowed(host or "", allowed_hosts):
         raise ValueError(f"upstream host {host!r} is not in upstream.allowed_hosts")
     return url

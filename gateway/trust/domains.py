@@ -31,6 +31,27 @@ def _psl() -> PublicSuffixList:
     return PublicSuffixList(accept_unknown=False)
 
 
+@lru_cache(maxsize=1)
+def domain_pattern() -> str:
+    """A regular expression for the OpenAPI document: LDH labels under a top-level domain
+    the shipped list knows, where a name directly under it is registrable (TLDs with a
+    wildcard rule such as `*.ck` are left out). A name it matches may still be a public
+    suffix itself (`co.uk`); the operation says so with `domain_public_suffix`."""
+    import importlib.resources
+
+    text = importlib.resources.files("publicsuffixlist").joinpath("public_suffix_list.dat")
+    rules = [
+        line.strip()
+        for line in text.read_text(encoding="utf-8").split("// ===END ICANN DOMAINS===")[0]
+        .splitlines()
+        if line.strip() and not line.startswith("//")
+    ]
+    wildcard = {r[2:] for r in rules if r.startswith("*.") and "." not in r[2:]}
+    tlds = sorted(r for r in rules if re.fullmatch(r"[a-z]{2,24}", r) and r not in wildcard)
+    label = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    return rf"^({label}\.)+({'|'.join(tlds)})$"
+
+
 def normalise_domain(raw: str) -> str:
     """The domain in lower-case A-label form, or BadRequest saying what is wrong."""
     text = raw.strip()

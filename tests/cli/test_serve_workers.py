@@ -34,6 +34,24 @@ def test_refuses_workers_with_memory_limits(tmp_path: Path) -> None:
     assert "needs shared limits storage" in done.stderr
 
 
+def test_workers_without_a_key_encryption_key_fail_in_one_line(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    url = fresh_database_url("postgres", tmp_path, postgres_url)
+    env = {**os.environ, "TACGW_DATABASE_URL": url, "TACGW_RATE_LIMIT_STORAGE": redis_url}
+    env.pop("TACGW_KEY_ENCRYPTION_KEY", None)
+    done = subprocess.run(
+        [*CLI, "serve", "--workers", "2", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "key_encryption_key" in done.stderr and "Traceback" not in done.stderr
+
+
 async def _client(url: str) -> tuple[str, str]:
     engine = make_engine(url)
     try:
@@ -61,6 +79,7 @@ def test_two_workers_share_keys(tmp_path: Path, postgres_url: str, redis_url: st
         "TACGW_RATE_LIMIT": "1000/second",
         "TACGW_TOKEN_ENDPOINT_RATE_LIMIT": "1000/minute",
         "TACGW_ISSUER": f"http://127.0.0.1:{port}",
+        "TACGW_KEY_ENCRYPTION_KEY": "test-kek-" + "0123456789abcdef" * 2,
     }
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(

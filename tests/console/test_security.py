@@ -98,6 +98,7 @@ def _attempt(site: Site, name: str, password: str) -> httpx.Response:
 
 
 def test_a_wrong_password_and_an_unknown_account_look_the_same(site: Site) -> None:
+    refused_before = len(site.audit_rows(endpoint="admin.console.sign_in", decision="deny"))
     page = site.browser.new_page()
     page.goto(f"{site.url}/signin")
     page.fill("input[name=name]", ADMIN[0])
@@ -119,6 +120,13 @@ def test_a_wrong_password_and_an_unknown_account_look_the_same(site: Site) -> No
     cookies = [c.split("=")[0] for c in wrong.headers.get_list("set-cookie")]
     assert cookies == [c.split("=")[0] for c in unknown.headers.get_list("set-cookie")]
     assert "tacgw_console" not in cookies
+    # Each refusal is an audit event naming no account (a name may be a mistyped password).
+    refused = site.audit_rows(endpoint="admin.console.sign_in", decision="deny")
+    assert len(refused) == refused_before + 3
+    assert {(r["subject"], r["reasons"]) for r in refused} == {
+        ("console:anonymous", '["sign_in_failed"]')
+    }
+    assert not [r for r in refused if "alice" in r["detail"] or "nobody" in r["detail"]]
 
 
 def test_sign_in_is_rate_limited(site: Site, gateway_factory: GatewayFactory) -> None:
@@ -135,7 +143,12 @@ def test_sign_in_is_rate_limited(site: Site, gateway_factory: GatewayFactory) ->
 
 
 def test_sessions_are_httponly_strict_and_end(site: Site) -> None:
+    def events(action: str) -> int:
+        return len(site.audit_rows(endpoint=f"admin.console.{action}", subject="console:alice"))
+
+    signed_in, signed_out = events("sign_in"), events("sign_out")
     page = site.sign_in(ADMIN)
+    assert events("sign_in") == signed_in + 1  # audited like any admin action
     (cookie,) = [c for c in page.context.cookies() if c["name"] == "tacgw_console"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert cookie["path"] == "/console"
@@ -143,6 +156,7 @@ def test_sessions_are_httponly_strict_and_end(site: Site) -> None:
 
     page.click("form.who button[type=submit]")  # sign out
     page.wait_for_url(f"{site.url}/signin")
+    assert events("sign_out") == signed_out + 1
     # The old cookie is dead on the server, not only forgotten by this browser.
     replay = httpx.get(f"{site.url}/orgs", cookies=stolen, follow_redirects=False)
     assert replay.status_code == 303 and replay.headers["location"].startswith("/console/signin")

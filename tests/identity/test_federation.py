@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from gateway.admin import ops
 from gateway.reasons import Reason
 from gateway.settings import Settings
+from tests.faults.load import metric
 from tests.support.gateway import GatewayFactory, RunningGateway
 from tests.support.oidc_provider import OidcProvider
 
@@ -250,6 +251,18 @@ def test_idp_outage_cached_keys_then_fail_closed(
             assert time.monotonic() < deadline, "stale keys kept verifying past max_stale_s"
             time.sleep(0.3)
         assert reply.status_code == 503 and _code(reply) == Reason.IDP_UNAVAILABLE
+        # Audited and counted like every refusal (tests/faults covers the other stores).
+        row = gw.audit_row(reply.headers["x-decision-id"])
+        assert (row["decision"], row["status"]) == ("deny", 503)
+        counted = metric(
+            gw.base_url, "tacgw_requests_total", decision="deny", reason="idp_unavailable"
+        )
+        assert counted >= 1
+        # One IdP down is not the gateway down: still ready (taking every replica out would
+        # refuse every caller), and its own tokens are served.
+        assert httpx.get(f"{gw.base_url}/readyz").status_code == 200
+        own = gw.openai("verified").chat.completions.create(model="general-tac", messages=MSG)
+        assert own.choices
         idp.start()  # same port and key: the next refresh brings the keys back
         deadline = time.monotonic() + 20
         while (reply := _chat(gw, token)).status_code != 200:

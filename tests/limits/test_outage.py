@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_limits_storage import Redis
 from tests.limits.support import metric, post_chat
 from tests.support.gateway import GatewayFactory
+from tests.support.services import StoppableRedis as Redis
 
 WAIT_S = 10.0
 

@@ -1,9 +1,8 @@
-"""Redis, the shared rate-limit storage, going away and coming back."""
+"""Redis, the shared rate-limit storage, stopped and started under a running gateway
+(tests/limits/test_outage.py covers the per-tier fail-open setting)."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,45 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.faults.load import metric
 from tests.support.gateway import GatewayFactory
-from tests.support.services import free_port
+from tests.support.services import StoppableRedis as Redis
 
 BODY = {"model": "general", "messages": [{"role": "user", "content": "hi"}]}
 WAIT_S = 10.0
-
-
-class Redis:
-    """A redis-server of this test's own, on loopback, that can be stopped and restarted."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.dir = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=WAIT_S)
-            self.proc = None
 
 
 @pytest.fixture
@@ -82,6 +48,10 @@ def test_redis_outage_fails_closed_and_recovers(
     assert (row["decision"], row["status"]) == ("deny", 503)
     ready = httpx.get(f"{gw.base_url}/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["limits"] is False
+    refusals = metric(
+        gw.base_url, "tacgw_requests_total", decision="deny", reason="limits_unavailable"
+    )
+    assert refusals == 1  # counted under its reason, like every decision
     client_id, secret = gw.credentials["public"]
     token_reply = httpx.post(
         f"{gw.base_url}/oauth/token",
@@ -98,3 +68,4 @@ def test_redis_outage_fails_closed_and_recovers(
         time.sleep(0.1)
     assert httpx.get(f"{gw.base_url}/readyz").status_code == 200
     assert gw.token("public")
+    assert gw.audit_row(reply.headers["x-decision-id"])["decision"] == "allow"
