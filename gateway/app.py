@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,8 +16,10 @@ from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.hardening import Hardening
@@ -32,6 +35,52 @@ log = logging.getLogger(__name__)
 
 # The OAuth endpoints answer in RFC 6749 error format, even when something unexpected fails.
 _OAUTH_PATHS = frozenset({"/oauth/token", "/oauth/revoke", "/oauth/introspect"})
+
+
+def _as_is(app: ASGIApp) -> ASGIApp:
+    return app
+
+
+class GatewayApp(FastAPI):
+    """FastAPI, with the `/v1` model API served by its own routes straight away.
+
+    The `/v1` routes are plain Starlette routes that never raise (the pipeline renders
+    every outcome), so FastAPI's middleware stack (exception telemetry, body limit,
+    exception middleware, exit stack) and the matching of every other route add only cost
+    on the hottest path (bench/v1_dispatch.py). They keep the error net: an unexpected
+    exception still becomes the OpenAI-format 500 of the app's `Exception` handler.
+    Everything else, and `/v1` in the OpenAPI description, goes through FastAPI as before.
+    `outermost` wraps both paths alike (the transport guard, `gateway/api/hardening.py`).
+    """
+
+    def __init__(
+        self,
+        *,
+        v1_routes: Sequence[BaseRoute] = (),
+        outermost: Callable[[ASGIApp], ASGIApp] = _as_is,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._v1_routes = list(v1_routes)
+        self._outermost = outermost
+        self._v1: ASGIApp | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._outermost(super().build_middleware_stack())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._v1_routes and scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            if self._v1 is None:  # built on first use: the error handlers are installed by then
+                self._v1 = self._outermost(
+                    ServerErrorMiddleware(
+                        Router(routes=self._v1_routes),
+                        handler=self.exception_handlers.get(Exception),
+                    )
+                )
+            scope["app"] = self  # what `request.app` reads (the runtime, the settings)
+            await self._v1(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -50,7 +99,22 @@ def create_app(settings: Settings) -> FastAPI:
             await runtime.close()
 
     docs = "/docs" if settings.api_docs else None
-    app = FastAPI(
+
+    def guarded(inner: ASGIApp) -> ASGIApp:
+        # Outermost, around Starlette's own error middleware: its 500s get the headers too;
+        # on `/v1` and on every other route alike.
+        return Hardening(
+            inner,
+            max_body_bytes=settings.max_body_bytes,
+            max_headers=settings.max_headers,
+            max_header_bytes=settings.max_header_bytes,
+            body_timeout_s=settings.request_body_timeout_s,
+            hsts=not settings.dev_mode,
+        )
+
+    app = GatewayApp(
+        v1_routes=v1.routes,
+        outermost=guarded,
         title="TAC Gateway",
         version="0.1.0",
         lifespan=lifespan,
@@ -82,16 +146,6 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     _install_error_handlers(app)
-    # Outermost, around Starlette's own error middleware: its 500s get the headers too.
-    inner = app.build_middleware_stack
-    app.build_middleware_stack = lambda: Hardening(  # type: ignore[method-assign]
-        inner(),
-        max_body_bytes=settings.max_body_bytes,
-        max_headers=settings.max_headers,
-        max_header_bytes=settings.max_header_bytes,
-        body_timeout_s=settings.request_body_timeout_s,
-        hsts=not settings.dev_mode,
-    )
     return app
 
 

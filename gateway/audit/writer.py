@@ -13,6 +13,11 @@ decisions rather than costing a commit of their own (one fsync per request more,
 load, measured with bench/run.py); alone, they are written after `OUTCOME_DELAY_S`. A
 timer signs a checkpoint when leaves have waited `interval` for one, and closing the
 writer signs the last leaves.
+
+The pipeline tells the writer how many requests are in flight (`entered`/`left`). When
+every one of them is waiting in the batch being committed, nobody else needs the event
+loop, and the database may commit on it (`RequestDb.transact(alone=True)`: on SQLite,
+no thread hand-off and wake-up back for a lone request).
 """
 
 from __future__ import annotations
@@ -66,6 +71,14 @@ class AuditWriter:
         # The log's right edge after our last commit; None: read it from the database.
         self._tip: ledger.Tip | None = None
         self._tick: Callable[[], Awaitable[None]] | None = None
+        self._in_flight = 0  # requests between `entered` and `left`
+
+    def entered(self) -> None:
+        """A request started: until it `left`, a batch without it is not alone."""
+        self._in_flight += 1
+
+    def left(self) -> None:
+        self._in_flight -= 1
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -140,6 +153,8 @@ class AuditWriter:
     async def _commit(self, batch: list[_Item]) -> None:
         rows = [item.row for item in batch if item.row is not None]
         leaves = [item.leaf for item in batch if item.leaf is not None]
+        # Every request in flight waits on this batch: no one else wants the loop.
+        alone = self._in_flight <= sum(item.future is not None for item in batch)
 
         def write(conn: Connection) -> ledger.Tip | None:
             if rows:
@@ -151,7 +166,7 @@ class AuditWriter:
 
         try:
             try:
-                tip = await self._db.transact(write)
+                tip = await self._db.transact(write, alone=alone)
             except IntegrityError:
                 if self._tip is None:
                     raise

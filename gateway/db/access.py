@@ -6,17 +6,25 @@ aiosqlite costs ~0.4 ms CPU per read (thread hops per statement), while the same
 indexed read on a synchronous connection costs ~0.03 ms (bench/db_access.py). So on
 SQLite, reads run on the event loop over one autocommit connection (WAL: they never wait
 for the writer), and audit batches are committed by one dedicated thread so that the
-fsync never blocks the loop.
+fsync never blocks the loop while other requests could use it.
+
+A lone request is the exception: with nothing else in flight, handing its audit batch to
+the thread and waking the loop again costs two thread wake-ups (most of a lone request's
+audit wait on a busy machine) and spares no one. The audit writer says so (`alone`), and
+the transaction then runs on the loop, on a connection of its own that never waits for
+the SQLite write lock: if another process holds it, the batch goes to the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, insert, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.engine import is_sqlite, make_engine, make_sync_sqlite_engine
@@ -32,9 +40,11 @@ class RequestDb(Protocol):
 
     async def insert_audit(self, rows: list[dict[str, Any]]) -> None: ...
 
-    async def transact(self, work: Callable[[Connection], T]) -> T:
+    async def transact(self, work: Callable[[Connection], T], *, alone: bool = False) -> T:
         """Run `work` in one write transaction, where audit batches are written (on SQLite,
-        the writer thread; on PostgreSQL, `run_sync` over the async connection)."""
+        the writer thread; on PostgreSQL, `run_sync` over the async connection).
+
+        `alone`: no other request is in flight, so SQLite may commit on the event loop."""
         ...
 
     async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
@@ -60,7 +70,7 @@ class AsyncRequestDb:
         async with self._engine.begin() as conn:
             await conn.execute(insert(_AUDIT), rows)
 
-    async def transact(self, work: Callable[[Connection], T]) -> T:
+    async def transact(self, work: Callable[[Connection], T], *, alone: bool = False) -> T:
         async with self._engine.begin() as conn:
             return await conn.run_sync(work)
 
@@ -82,6 +92,10 @@ class SqliteRequestDb:
             isolation_level="AUTOCOMMIT"  # no long-lived read snapshot: see every change
         )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-sqlite")
+        # Held by whoever runs a write transaction of ours, thread or loop: the loop only
+        # tries it, so it never waits for the thread.
+        self._writing = threading.Lock()
+        self._here: Connection | None = None  # the loop's own writing connection, lazily
 
     async def read(self, query: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
         return self._reader.execute(query, params).all()
@@ -94,13 +108,29 @@ class SqliteRequestDb:
         with self._engine.begin() as conn:
             conn.execute(insert(_AUDIT), rows)
 
-    async def transact(self, work: Callable[[Connection], T]) -> T:
+    async def transact(self, work: Callable[[Connection], T], *, alone: bool = False) -> T:
+        if alone and self._writing.acquire(blocking=False):
+            try:
+                return self._transact_here(work)
+            except OperationalError:
+                pass  # the write lock is another process's: wait for it in the thread
+            finally:
+                self._writing.release()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self._transact, work)
 
     def _transact(self, work: Callable[[Connection], T]) -> T:
-        with self._engine.begin() as conn:
+        with self._writing, self._engine.begin() as conn:
             return work(conn)
+
+    def _transact_here(self, work: Callable[[Connection], T]) -> T:
+        if self._here is None:
+            self._here = self._engine.connect()
+            # Never block the loop on the write lock: SQLITE_BUSY at once instead.
+            self._here.exec_driver_sql("PRAGMA busy_timeout=0")
+            self._here.commit()
+        with self._here.begin():
+            return work(self._here)
 
     async def write(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
         # The audit writer's thread: SQLite has one writer, so writes queue behind audits.
@@ -116,6 +146,8 @@ class SqliteRequestDb:
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)
+        if self._here is not None:
+            self._here.close()
         self._reader.close()
         self._engine.dispose()
 

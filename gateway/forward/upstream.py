@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from gateway.errors import BadRequest, GatewayError, Unavailable, UpstreamError, UpstreamTimeout
+from gateway.forward.client import PooledClient
 from gateway.forward.meters import Meter, Meters
 from gateway.forward.probe import Prober
 from gateway.forward.relay import UpstreamStream, unless_disconnected
@@ -110,7 +111,7 @@ def output_bound(body: dict[str, Any], *, endpoint: Endpoint, obligations: Oblig
 class Upstream:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: PooledClient,
         *,
         balancer: Balancer,
         meters: Meters,
@@ -119,6 +120,11 @@ class Upstream:
         prober: Prober | None = None,
     ) -> None:
         self._client = client
+        # Requests go to the client's transport directly: `AsyncClient.send` adds only what
+        # the gateway does not use (auth and redirect loops, cookie jar, event hooks), at
+        # ~0.07-0.13 ms CPU per call (bench/upstream_call.py). Redirects stay unfollowed:
+        # nothing follows them below the client either.
+        self._transport = client.pool
         self._balancer = balancer
         self._meters = meters
         self._tries = retries + 1
@@ -237,7 +243,7 @@ class Upstream:
         try:
             try:
                 # Always streamed in: a whole body is then read within the size bound.
-                response = await self._client.send(request, stream=True)
+                response = await self._transport.handle_async_request(request)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the model: safe to try again, even on this target.
                 self._failed(state, meter, "connect", exc)

@@ -27,6 +27,7 @@ from gateway.errors import GatewayError, RateLimited, Unavailable
 from gateway.limits.inflight import Leases, make_leases
 from gateway.limits.quota import Quota, Quotas
 from gateway.limits.refusals import refusal, success_headers
+from gateway.limits.scripted import ScriptedAdmission, redis_limits
 from gateway.limits.windows import Reservation, Standing, Windows
 from gateway.metrics import Metrics
 from gateway.policy.decision import LimitCaps
@@ -49,8 +50,10 @@ class Admission:
         reservations: tuple[Reservation, ...] = (),
         leases: Leases | None = None,
         lease: tuple[str, str] | None = None,
+        scripted: ScriptedAdmission | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        self._scripted = scripted
         self._windows = windows
         self._reservations = reservations
         self._leases = leases
@@ -68,6 +71,13 @@ class Admission:
             return
         self._settled = True
         used = usage.total if usage is not None else 0
+        if self._scripted is not None:
+            try:
+                await self._scripted.settle(used)
+            except Exception as exc:
+                # The lease lapses by itself after its TTL; the reservation stays counted.
+                log.error("limits storage failed settling usage: %s", type(exc).__name__)
+            return
         try:
             if self._windows is not None:
                 for reservation in self._reservations:
@@ -103,11 +113,17 @@ class Limiter:
         self._storage = storage
         self._strategy = MovingWindowRateLimiter(storage)
         self._windows = Windows(storage)
+        # Plain Redis: a call's limits in one script to admit and one to settle.
+        bridge = getattr(storage, "bridge", None)
+        self._redis = redis_limits(
+            storage_uri, ttl_s=in_flight_ttl_s, prefix=getattr(bridge, "key_prefix", "LIMITS")
+        )
         self._leases = make_leases(storage_uri, ttl_s=in_flight_ttl_s)
         self._quotas = quotas
         self._metrics = metrics
         self._last_open_log = 0.0
-        if self._leases is None and any(quotas.tier(t).in_flight for t in tiers):
+        counts_leases = self._leases is not None or self._redis is not None
+        if not counts_leases and any(quotas.tier(t).in_flight for t in tiers):
             raise ValueError("in-flight limits need memory:// or redis:// limits storage")
         # A replica whose every tier fails open still serves when the storage is down:
         # it stays ready, or an orchestrator would take every replica out at once.
@@ -162,6 +178,21 @@ class Limiter:
     async def _admit(
         self, quota: Quota, subject: str, org: str, model: str, reserve: int, request_id: str
     ) -> Admission:
+        if self._redis is not None:
+            shown, scripted, refused = await self._redis.admit(
+                in_flight=quota.in_flight,
+                tokens=quota.tokens_per_minute,
+                budget=quota.daily_tokens,
+                requests=quota.requests_per_minute,
+                reserve=reserve,
+                subject=subject,
+                org=org,
+                model=model,
+                member=request_id,
+            )
+            if refused is not None:
+                raise refusal(refused)
+            return Admission(scripted=scripted, headers=success_headers(shown))
         lease: tuple[str, str] | None = None
         reservations: list[Reservation] = []
         standings: list[Standing] = []

@@ -57,12 +57,16 @@ async def handle(rt: Runtime, call: Call) -> Outcome:
     draft = AuditDraft(endpoint=call.endpoint, writer=rt.audit, metrics=rt.metrics)
     draft.source, draft.user_agent = call.source, call.user_agent
     steps = _STEPS.get(call.endpoint, _proxy)
+    rt.audit.entered()  # how many requests are in flight decides where the audit commits
     try:
-        outcome = await steps(rt, call, draft)
-    except Exception:
-        log.exception("unexpected failure in %s", call.endpoint)
-        outcome = _refused(draft, _internal(), allow=False)
-    outcome = await settle(draft, outcome)
+        try:
+            outcome = await steps(rt, call, draft)
+        except Exception:
+            log.exception("unexpected failure in %s", call.endpoint)
+            outcome = _refused(draft, _internal(), allow=False)
+        outcome = await settle(draft, outcome)
+    finally:
+        rt.audit.left()
     call.clock.lap("audit")
     return outcome
 

@@ -61,11 +61,15 @@ def test_requests_per_minute(gateway_factory: GatewayFactory, redis_url: str, st
     assert verified.chat.completions.create(model="general", messages=HI).choices
 
 
-def test_tokens_per_minute(gateway_factory: GatewayFactory) -> None:
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_tokens_per_minute(gateway_factory: GatewayFactory, redis_url: str, storage: str) -> None:
     """25 tokens a minute, 10 a call: two calls, then `tokens_exhausted` until the minute
     turns (Retry-After), with the remaining tokens in the headers."""
     fresh_minute()
-    gw = gateway_factory.start(tier_limits=public_limits(tokens_per_minute=25))
+    gw = gateway_factory.start(
+        rate_limit_storage="memory://" if storage == "memory" else redis_url,
+        tier_limits=public_limits(tokens_per_minute=25),
+    )
     token = gw.token("public")
     first, second = post_chat(gw.base_url, token), post_chat(gw.base_url, token)
     assert first.headers["x-ratelimit-remaining-tokens"] == str(25 - CALL_TOKENS)
@@ -82,10 +86,16 @@ def test_tokens_per_minute(gateway_factory: GatewayFactory) -> None:
     assert small.status_code == 200, small.text
 
 
-def test_in_flight_counts_open_streams(gateway_factory: GatewayFactory) -> None:
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_in_flight_counts_open_streams(
+    gateway_factory: GatewayFactory, redis_url: str, storage: str
+) -> None:
     """One request in flight per organization: while a slow stream is open, the next call
     is `too_many_in_flight`; once the stream ends, the slot is free again."""
-    gw = gateway_factory.start(tier_limits=public_limits(in_flight=1))
+    gw = gateway_factory.start(
+        rate_limit_storage="memory://" if storage == "memory" else redis_url,
+        tier_limits=public_limits(in_flight=1),
+    )
     client = gw.openai("public")
     stream = client.chat.completions.create(
         model="general",
@@ -123,11 +133,15 @@ def test_in_flight_counts_open_streams(gateway_factory: GatewayFactory) -> None:
         time.sleep(0.05)
 
 
-def test_a_refused_request_holds_nothing(gateway_factory: GatewayFactory) -> None:
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_a_refused_request_holds_nothing(
+    gateway_factory: GatewayFactory, redis_url: str, storage: str
+) -> None:
     """A request refused by its last check (requests per minute) gives back the in-flight
     slot and the budget it had taken: a colleague in the same organization sees neither."""
     gw = gateway_factory.start(
-        tier_limits=public_limits(in_flight=1, requests_per_minute=1, daily_tokens=100)
+        rate_limit_storage="memory://" if storage == "memory" else redis_url,
+        tier_limits=public_limits(in_flight=1, requests_per_minute=1, daily_tokens=100),
     )
     token = gw.token("public")
     assert post_chat(gw.base_url, token).status_code == 200
