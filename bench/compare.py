@@ -480,8 +480,9 @@ def _run(
         _check(t.url, t.token, False)
         _check(t.url, t.token, True)
         if args.warmup > 0:
-            _run_wrk(t.url, conns=16, threads=2, duration_s=args.warmup, token=t.token,
-                     stream=False)
+            _run_wrk(
+                t.url, conns=16, threads=2, duration_s=args.warmup, token=t.token, stream=False
+            )
     print(f"targets: {[t.name for t in targets]}, tmp {tmp}", file=sys.stderr)
     for rnd in range(args.rounds):
         order = targets[rnd % len(targets) :] + targets[: rnd % len(targets)]

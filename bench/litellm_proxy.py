@@ -33,8 +33,10 @@ from run import Procs, _free_port
 START_S = 180.0  # LiteLLM imports for a long while, longer on a loaded machine
 
 VERSION = "1.108.7"  # the release the issue measured (after the compromised 1.107.0)
-VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tacgw" / (
-    f"litellm-{VERSION}"
+VENV = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    / "tacgw"
+    / (f"litellm-{VERSION}")
 )
 
 
@@ -46,8 +48,14 @@ def ensure_venv() -> Path:
     print(f"installing litellm[proxy]=={VERSION} into {VENV} (one-off)", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, timeout=300)
     subprocess.run(
-        [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-         "--no-input", f"litellm[proxy]=={VERSION}"],
+        [
+            str(VENV / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            f"litellm[proxy]=={VERSION}",
+        ],
         check=True,
         timeout=1800,
     )
@@ -108,8 +116,17 @@ def start(procs: Procs, tmp: Path, upstream_url: str) -> tuple[subprocess.Popen[
     port = _free_port()
     log = tmp / "litellm.log"
     proc = procs.start(
-        [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
-         "--num_workers", "1"],
+        [
+            str(exe),
+            "--config",
+            str(cfg),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
         env=offline_env(),
         log=log,
     )

@@ -20,8 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 VERSION = "0.4.3"
-VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tacgw" / (
-    f"py-spy-{VERSION}"
+VENV = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tacgw" / (f"py-spy-{VERSION}")
 )
 
 
@@ -32,8 +32,13 @@ def ensure() -> Path:
         print(f"installing py-spy=={VERSION} into {VENV} (one-off)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
         subprocess.run(
-            [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-             f"py-spy=={VERSION}"],
+            [
+                str(VENV / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"py-spy=={VERSION}",
+            ],
             check=True,
             timeout=600,
         )
@@ -43,9 +48,23 @@ def ensure() -> Path:
 def record(pid: int, out: Path, duration_s: float, rate: int = 250) -> subprocess.Popen[bytes]:
     """Start sampling `pid` for `duration_s` into `out` (collapsed stacks); returns at once."""
     return subprocess.Popen(
-        [str(ensure()), "record", "--pid", str(pid), "--rate", str(rate),
-         "--duration", str(max(1, round(duration_s))), "--format", "raw", "--output", str(out),
-         "--threads", "--gil", "--nonblocking"],
+        [
+            str(ensure()),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(rate),
+            "--duration",
+            str(max(1, round(duration_s))),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--threads",
+            "--gil",
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

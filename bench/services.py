@@ -84,8 +84,16 @@ class Services:
         data = root / "data"
         subprocess.run(
             self._as_postgres(
-                [str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--no-sync"]
+                [
+                    str(pg_bin / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ]
             ),
             check=True,
             cwd=root,
@@ -95,8 +103,19 @@ class Services:
         opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=100"
         subprocess.run(
             self._as_postgres(
-                [str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
-                 "-t", str(int(WAIT_S)), "-o", opts, "start"]
+                [
+                    str(pg_bin / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "server.log"),
+                    "-w",
+                    "-t",
+                    str(int(WAIT_S)),
+                    "-o",
+                    opts,
+                    "start",
+                ]
             ),
             check=True,
             cwd=root,
@@ -112,15 +131,27 @@ class Services:
             port = _free_port()
             log = self._dir / "redis.log"
             proc = self._procs.start(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self._dir)],
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self._dir),
+                ],
                 log=log,
             )
             cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port), "ping"]
             _wait(
                 "Redis",
-                lambda: subprocess.run(cli, capture_output=True, timeout=2).stdout.strip()
-                == b"PONG",
+                lambda: (
+                    subprocess.run(cli, capture_output=True, timeout=2).stdout.strip() == b"PONG"
+                ),
                 proc,
             )
             self._redis = f"redis://127.0.0.1:{port}/0"
@@ -136,9 +167,19 @@ class Services:
                 raise RuntimeError(f"{opa} not found: run scripts/test once (it builds OPA)")
             port = _free_port()
             proc = self._procs.start(
-                [str(opa), "run", "--server", "--addr", f"127.0.0.1:{port}", "--ignore=.*",
-                 "--ignore=*_test.rego", "--disable-telemetry", "--log-level", "error",
-                 str(REPO / "policies")],
+                [
+                    str(opa),
+                    "run",
+                    "--server",
+                    "--addr",
+                    f"127.0.0.1:{port}",
+                    "--ignore=.*",
+                    "--ignore=*_test.rego",
+                    "--disable-telemetry",
+                    "--log-level",
+                    "error",
+                    str(REPO / "policies"),
+                ],
                 log=self._dir / "opa.log",
             )
             url = f"http://127.0.0.1:{port}"
@@ -160,8 +201,17 @@ class Services:
             for mode in ("fast", "immediate"):
                 done = subprocess.run(
                     self._as_postgres(
-                        [str(pg_bin / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "15",
-                         "stop"]
+                        [
+                            str(pg_bin / "pg_ctl"),
+                            "-D",
+                            str(data),
+                            "-m",
+                            mode,
+                            "-w",
+                            "-t",
+                            "15",
+                            "stop",
+                        ]
                     ),
                     cwd=data.parent,
                     capture_output=True,

@@ -316,9 +316,10 @@ def _judge(report: SoakReport) -> None:
 
 def run_soak(*, seconds: float, warmup_s: float, sample_s: float = 2.0) -> SoakReport:
     """Start the processes, soak them, stop them; the report says what was seen."""
-    with tempfile.TemporaryDirectory(prefix="tacgw-soak-") as tmp, running_gateway(
-        Path(tmp)
-    ) as target:
+    with (
+        tempfile.TemporaryDirectory(prefix="tacgw-soak-") as tmp,
+        running_gateway(Path(tmp)) as target,
+    ):
         return asyncio.run(
             mixed_load(target, seconds=seconds, warmup_s=warmup_s, sample_s=sample_s)
         )

@@ -29,15 +29,11 @@ def _options(settings: Settings | None) -> dict[str, Any]:
     }
 
 
-def run_server(
-    app: ASGIApp, *, host: str, port: int, settings: Settings | None = None
-) -> None:
+def run_server(app: ASGIApp, *, host: str, port: int, settings: Settings | None = None) -> None:
     uvicorn.run(app, host=host, port=port, **_options(settings))
 
 
-def run_workers(
-    *, host: str, port: int, workers: int, settings: Settings | None = None
-) -> None:
+def run_workers(*, host: str, port: int, workers: int, settings: Settings | None = None) -> None:
     """`workers` processes on one socket, each building its app from the environment
     (`TACGW_*` and `TACGW_CONFIG_FILE`): uvicorn's supervisor spawns them and restarts
     one that dies. Each has its own event loop, pools and caches; limits and the audit

@@ -144,9 +144,7 @@ async def add_model(
     model's only upstream target (the others are removed); manage several targets with
     `gateway.admin.targets`."""
     if upstream_url is not None:
-        check_target_url(
-            upstream_url, allowed_hosts=allowed_hosts, allowed_schemes=allowed_schemes
-        )
+        check_target_url(upstream_url, allowed_hosts=allowed_hosts, allowed_schemes=allowed_schemes)
     async with AsyncSession(engine, expire_on_commit=False) as session:
         entry = await session.get(ModelEntry, name)
         if entry is None:

@@ -271,9 +271,7 @@ async def inclusion(
     response_model=Consistency,
     summary="Consistency proof between two checkpoint sizes",
 )
-async def consistency(
-    rt: RuntimeDep, old: Size, new: Size
-) -> dict[str, Any]:
+async def consistency(rt: RuntimeDep, old: Size, new: Size) -> dict[str, Any]:
     def work(c: Connection) -> dict[str, Any]:
         if old > new or new > ledger.size(c):
             raise BadRequest(Reason.INVALID_REQUEST, "Need 1 <= old <= new <= the log's size.")

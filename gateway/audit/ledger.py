@@ -253,9 +253,7 @@ def prune(conn: Connection, *, below: int) -> int:
     if checkpoint_of_size(conn, below) is None:
         raise ValueError(f"prune only up to a checkpoint: none is signed at size {below}")
     conn.execute(
-        update(LEAF)
-        .where(LEAF.c.leaf_index >= start, LEAF.c.leaf_index < below)
-        .values(event=b"")
+        update(LEAF).where(LEAF.c.leaf_index >= start, LEAF.c.leaf_index < below).values(event=b"")
     )
     conn.execute(update(HEAD).where(HEAD.c.id == 1).values(pruned_size=below))
     return below - start

@@ -135,9 +135,7 @@ def decision(conn: Connection, *, decision_id: str) -> dict[str, Any] | None:
     return found
 
 
-def counts(
-    conn: Connection, *, filters: Filters, by: str, bucket: str
-) -> list[dict[str, Any]]:
+def counts(conn: Connection, *, filters: Filters, by: str, bucket: str) -> list[dict[str, Any]]:
     """How many decisions per time bucket and per decision, reason, tier or organization."""
     if bucket not in BUCKETS:
         raise BadQuery(f"bucket must be one of {', '.join(BUCKETS)}")

@@ -150,9 +150,7 @@ def verify(
     """Check the log in the database; exit 1 naming the first broken leaf or checkpoint."""
     verifier = _verifier(vkey)
     kept = [p.read_text() for p in checkpoint or []]
-    report = _read(
-        lambda c: verify_log(c, verifier=verifier, start=start, end=end, trusted=kept)
-    )
+    report = _read(lambda c: verify_log(c, verifier=verifier, start=start, end=end, trusted=kept))
     _report(report, as_json)
 
 

@@ -42,7 +42,8 @@ def domain_pattern() -> str:
     text = importlib.resources.files("publicsuffixlist").joinpath("public_suffix_list.dat")
     rules = [
         line.strip()
-        for line in text.read_text(encoding="utf-8").split("// ===END ICANN DOMAINS===")[0]
+        for line in text.read_text(encoding="utf-8")
+        .split("// ===END ICANN DOMAINS===")[0]
         .splitlines()
         if line.strip() and not line.startswith("//")
     ]

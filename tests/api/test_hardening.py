@@ -19,13 +19,13 @@ CHAT = {"model": "general", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture(scope="module")
-def gw(
-    tmp_path_factory: pytest.TempPathFactory, upstream_url: str, postgres_url: str
-) -> Any:
+def gw(tmp_path_factory: pytest.TempPathFactory, upstream_url: str, postgres_url: str) -> Any:
     factory = GatewayFactory(tmp_path_factory.mktemp("hardening"), upstream_url, postgres_url)
     try:
         yield factory.start(
-            max_body_bytes=LIMIT, max_headers=40, max_header_bytes=8192,
+            max_body_bytes=LIMIT,
+            max_headers=40,
+            max_header_bytes=8192,
             request_body_timeout_s=0.5,
         )
     finally:
@@ -134,7 +134,7 @@ def test_slow_body_is_cut_off(gw: RunningGateway, path: str) -> None:
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
             f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"".encode()
+            'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model"'.encode()
         )
         answer = b""
         while b"\r\n\r\n" not in answer or b"}" not in answer.split(b"\r\n\r\n", 1)[1]:

@@ -136,9 +136,7 @@ def test_every_decision_is_a_verified_leaf(
     denied = json.loads(ok(audit(gw, "query", "--json", "--reason", "tier_too_low")))
     assert [d["decision_id"] for d in denied["decisions"]] == [ids["denied"]]
     oauth = json.loads(ok(audit(gw, "query", "--json", "--endpoint", "oauth.")))["decisions"]
-    assert {ids["token"], ids["token_refused"], ids["revoked"]} <= {
-        d["decision_id"] for d in oauth
-    }
+    assert {ids["token"], ids["token_refused"], ids["revoked"]} <= {d["decision_id"] for d in oauth}
     assert {d["endpoint"] for d in oauth} == {"oauth.token", "oauth.revoke"}
     refused = json.loads(
         ok(audit(gw, "query", "--json", "--endpoint", "oauth.token", "--decision", "deny"))

@@ -64,11 +64,11 @@ def fuzz_target(
             # The fuzzer sends hundreds of requests a minute; 429 is documented, but a run
             # that is mostly 429s would explore nothing.
             token_endpoint_rate_limit="1000/second",
-            tier_limits={t: {"requests_per_minute": 0, "tokens_per_minute": 0}
-                         for t in ("public", "verified", "critical")},
+            tier_limits={
+                t: {"requests_per_minute": 0, "tokens_per_minute": 0}
+                for t in ("public", "verified", "critical")
+            },
         )
-        yield FuzzTarget(
-            gw=gw, admin_token=admin_token(gw), defender_token=gw.token(DEFENDER_TIER)
-        )
+        yield FuzzTarget(gw=gw, admin_token=admin_token(gw), defender_token=gw.token(DEFENDER_TIER))
     finally:
         factory.close()

@@ -61,7 +61,6 @@ def upgrade() -> None:
     )
 
 
-
 def downgrade() -> None:
     op.drop_table("policy_archive")
     op.drop_table("tlog_leaf")
