@@ -17,6 +17,7 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -71,9 +72,14 @@ class GatewayApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._v1_routes and scope["type"] == "http" and scope["path"].startswith("/v1/"):
             if self._v1 is None:  # built on first use: the error handlers are installed by then
+                # The router raises HTTPException for a method no route lists (TRACE):
+                # the app's own handler renders it, as on FastAPI's path, never a 500.
+                handlers = {
+                    k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)
+                }
                 self._v1 = self._outermost(
                     ServerErrorMiddleware(
-                        Router(routes=self._v1_routes),
+                        ExceptionMiddleware(Router(routes=self._v1_routes), handlers=handlers),
                         handler=self.exception_handlers.get(Exception),
                     )
                 )

@@ -177,6 +177,14 @@ def test_unmatched_routes_are_audited(
     assert gw.audit_row(anonymous.headers["x-decision-id"])["subject"] is None
 
 
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
+def test_a_method_no_route_lists_is_an_openai_405(gw: RunningGateway, method: str) -> None:
+    """Regression: /v1's direct dispatch turned the router's 405 for TRACE into a 500."""
+    reply = httpx.request(method, f"{gw.base_url}/v1/chat/completions")
+    assert reply.status_code == 405, reply.text
+    assert reply.json()["error"]["code"] == "method_not_allowed"
+
+
 @pytest.mark.parametrize("stream", ['"yes"', "1", "[]", '{"a": 1}'])
 def test_non_boolean_stream_is_refused(gw: RunningGateway, stream: str) -> None:
     """Regression: `"stream": "yes"` used to answer 200 with SSE labelled JSON."""
