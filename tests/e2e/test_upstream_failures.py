@@ -155,8 +155,10 @@ def test_upstream_crash_mid_stream(
     [
         pytest.param(
             "aiohttp",
+            # Not strict: whether the last chunks arrive in the same read as the drop
+            # depends on timing, so the loss shows in most runs, not all.
             marks=pytest.mark.xfail(
-                strict=True,
+                strict=False,
                 reason="aiohttp's StreamReader raises a set payload error before handing out "
                 "bytes it already buffered, so chunks that arrived together with the drop "
                 "are lost",
