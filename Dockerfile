@@ -21,12 +21,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 RUN python -m venv /opt/tacgw
 WORKDIR /src
-COPY pyproject.toml setup.py ./
+COPY pyproject.toml setup.py requirements.lock ./
 COPY gateway ./gateway
 COPY policies ./policies
-# A regular (not editable) install: the runtime stage copies the venv alone. The policies
-# go in as package data (gateway.policies), the default policy_dir of an installed gateway.
-RUN /opt/tacgw/bin/pip install --no-compile . \
+# The runtime dependencies exactly as locked, each wheel checked against its hash; then a
+# regular (not editable) install of the package alone (--no-deps: nothing unpinned), as
+# scripts/install-venv does. The runtime stage copies the venv alone. The policies go in
+# as package data (gateway.policies), the default policy_dir of an installed gateway.
+RUN /opt/tacgw/bin/pip install --no-compile --require-hashes -r requirements.lock \
+    && /opt/tacgw/bin/pip install --no-compile --no-deps . \
     && /opt/tacgw/bin/python -m compileall -q -j 0 /opt/tacgw/lib
 
 # ---------------------------------------------------------------------------- runtime

@@ -129,6 +129,10 @@ def test_writable_paths_are_declared_volumes(dockerfile: DockerfileParser) -> No
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     runs = [s["value"] for s in dockerfile.structure if s["instruction"] == "RUN"]
     assert any("compileall" in run for run in runs)
+    # Dependencies only from the hash-checked lock; the package itself adds none.
+    (install,) = [run for run in runs if "pip install" in run]
+    assert "--require-hashes -r requirements.lock" in install
+    assert "--no-deps ." in install
 
 
 def test_build_context_holds_the_package_and_no_secrets() -> None:
@@ -137,6 +141,7 @@ def test_build_context_holds_the_package_and_no_secrets() -> None:
     assert {
         "pyproject.toml",
         "setup.py",
+        "requirements.lock",
         "gateway/cli/__init__.py",
         "policies/authz.rego",
         "policies/data.json",
