@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
+from gateway.api.admin_deps import audit_refused_action
 from gateway.api.hardening import Hardening
 from gateway.api.render import oauth_error, openai_error
 from gateway.console.app import create_console
@@ -230,6 +231,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # by the transport guard's body limits (gateway/api/hardening.py).
         if request.url.path in _OAUTH_PATHS:
             return oauth_error(exc.status, Reason.INVALID_REQUEST, exc.message)
+        await audit_refused_action(request, exc)
         return openai_error(exc)
 
     @app.exception_handler(Exception)

@@ -88,8 +88,10 @@ async def record_refusal(
     action: str,
     target: dict[str, Any],
     reasons: tuple[str, ...],
+    status: int = 403,
 ) -> None:
-    """A refused admin action is an event too: who tried what, and why it was refused."""
+    """A refused admin action is an event too: who tried what, and why it was refused
+    (403: the policy; a 4xx after it: the state, e.g. 409 `proof_missing` on approve)."""
     # The target came from the caller's request: bounded before it is stored.
     shown = {k: str(v)[:200] for k, v in target.items()}
     detail = {"actor": actor.as_dict(), "action": action, "target": shown}
@@ -107,7 +109,7 @@ async def record_refusal(
         "model": None,
         "decision": "deny",
         "reasons": orjson.dumps(list(reasons)).decode(),
-        "status": 403,
+        "status": status,
         "policy_version": None,
         "latency_ms": 0.0,
         "request_hash": None,

@@ -10,6 +10,7 @@ checks a permission in its body.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -21,8 +22,10 @@ from gateway.admin.actor import Actor
 from gateway.admin.auditlog import record_refusal
 from gateway.api.admin_schema import MAX_ROW_ID
 from gateway.api.deps import RuntimeDep
-from gateway.errors import Forbidden, NotFound
+from gateway.errors import Forbidden, GatewayError, NotFound
 from gateway.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT")
 
@@ -113,7 +116,11 @@ def permit(action: str) -> Callable[..., Awaitable[Actor]]:
     """A dependency: the caller, once the admin policy allows `action` on the target."""
 
     async def check(request: Request, rt: RuntimeDep, actor: CallerDep) -> Actor:
-        await authorize(rt, actor=actor, action=action, target=await _target(rt, request))
+        target = await _target(rt, request)
+        await authorize(rt, actor=actor, action=action, target=target)
+        # Permitted: a refusal the action meets later (its state) is audited by the
+        # app's error handler with this (`audit_refused_action`).
+        request.state.admin_action = (actor, action, target)
         return actor
 
     check.__name__ = f"permit_{action.replace('.', '_')}"
@@ -123,3 +130,27 @@ def permit(action: str) -> Callable[..., Awaitable[Actor]]:
 def Permit(action: str) -> Any:
     """`actor: Annotated[Actor, Permit("org.approve")]`: the caller, once permitted."""
     return Depends(permit(action))
+
+
+async def audit_refused_action(request: Request, error: GatewayError) -> None:
+    """A permitted admin change refused by its state (404, 409, ...) is an audit event,
+    as its permission refusal would have been. A store that cannot take it (then down
+    for the action too) is logged, and the caller still gets the action's own error."""
+    permitted = getattr(request.state, "admin_action", None)
+    if permitted is None or request.method in ("GET", "HEAD"):
+        return  # reads (an unknown decision id) change nothing: not actions
+    if not 400 <= error.status < 500 or error.status == 403:
+        return
+    actor, action, target = permitted
+    rt = request.app.state.runtime
+    try:
+        await record_refusal(
+            rt.admin.engine,
+            actor=actor,
+            action=action,
+            target=target,
+            reasons=error.reasons,
+            status=error.status,
+        )
+    except Exception as exc:  # the answer stays the action's own error
+        log.error("audit of a refused admin action failed: %s", type(exc).__name__)
