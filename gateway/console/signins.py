@@ -7,6 +7,8 @@ no account: what was typed as a name may be a password typed in the wrong field.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.actor import Actor
@@ -17,15 +19,8 @@ ANONYMOUS = Actor(subject="console:anonymous")
 
 
 async def signed_in(engine: AsyncEngine, *, actor: Actor, method: str) -> None:
-    async with engine.begin() as conn:
-        await record_admin_event(
-            conn,
-            actor=actor,
-            action="console.sign_in",
-            target={"method": method},
-            before=None,
-            after={"roles": list(actor.roles)},
-        )
+    roles = {"roles": list(actor.roles)}
+    await _done(engine, actor, "console.sign_in", {"method": method}, before=None, after=roles)
 
 
 async def refused(engine: AsyncEngine, *, method: str, reason: str) -> None:
@@ -39,12 +34,20 @@ async def refused(engine: AsyncEngine, *, method: str, reason: str) -> None:
 
 
 async def signed_out(engine: AsyncEngine, *, actor: Actor) -> None:
+    roles = {"roles": list(actor.roles)}
+    await _done(engine, actor, "console.sign_out", {}, before=roles, after=None)
+
+
+async def _done(
+    engine: AsyncEngine,
+    actor: Actor,
+    action: str,
+    target: dict[str, Any],
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
     async with engine.begin() as conn:
         await record_admin_event(
-            conn,
-            actor=actor,
-            action="console.sign_out",
-            target={},
-            before={"roles": list(actor.roles)},
-            after=None,
+            conn, actor=actor, action=action, target=target, before=before, after=after
         )
