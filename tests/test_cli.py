@@ -120,7 +120,7 @@ def running_demo(cwd: Path, port: int, upstream_port: int) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a bound: 4 workers share 2 cores
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -233,7 +233,7 @@ def test_serve_migrates_and_becomes_ready(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a bound: 4 workers share 2 cores
         while time.monotonic() < deadline:
             try:
                 ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)

@@ -20,8 +20,10 @@ from slowapi import Limiter
 from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
+from gateway.api.incoming import body_chunks
 from gateway.api.render import oauth_error
 from gateway.errors import PayloadTooLarge
+from gateway.forward.relay import ClientGone
 from gateway.issuer.metadata import INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, TOKEN_PATH
 from gateway.issuer.service import TokenGranted, TokenRefused
 from gateway.pipeline import oauth as audited
@@ -252,12 +254,20 @@ async def _read_form(request: Request) -> dict[str, str] | TokenRefused:
     declared = request.headers.get("content-length")
     try:
         raw = await read_body(
-            request.stream(),
+            body_chunks(request.receive),
             declared=int(declared) if declared and declared.isdigit() else None,
             limit=MAX_FORM_BYTES,
         )
     except PayloadTooLarge:
         return _invalid("The request body is too large.", 413)
+    except ClientGone:
+        # Nobody reads the answer; the refusal is still audited, as on /v1 (499).
+        return TokenRefused(
+            499,
+            Reason.CLIENT_CLOSED,
+            "The client left before its form arrived.",
+            error=Reason.INVALID_REQUEST,
+        )
     try:
         pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):

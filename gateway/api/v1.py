@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive
 
+from gateway.api.incoming import body_chunks
 from gateway.api.render import JSON, decision_headers, openai_error, server_timing
 from gateway.api.stream import SseResponse
 from gateway.audit.event import Delivery
@@ -41,7 +42,7 @@ def _call(request: Request, endpoint: str, **extra: object) -> Call:
         endpoint=endpoint,
         authorization=request.headers.get("authorization"),
         disconnected=_disconnected(request.receive),
-        body=request.stream(),
+        body=body_chunks(request.receive),
         declared_length=int(declared) if declared and declared.isdigit() else None,
         method=request.method,
         path=request.scope["path"],

@@ -13,7 +13,9 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
+from gateway.api.incoming import body_chunks
 from gateway.errors import BadRequest, Forbidden, PayloadTooLarge
+from gateway.forward.relay import ClientGone
 from gateway.pipeline.body import read_body
 from gateway.reasons import Reason
 
@@ -34,13 +36,15 @@ async def read_form(request: Request) -> dict[str, str]:
     declared = request.headers.get("content-length")
     try:
         raw = await read_body(
-            request.stream(),
+            body_chunks(request.receive),
             declared=int(declared) if declared and declared.isdigit() else None,
             limit=MAX_FORM_BYTES,
         )
         pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=30)
     except PayloadTooLarge:
         raise
+    except ClientGone:  # nobody reads this answer: only no 500 and stack trace for it
+        raise BadRequest(Reason.CLIENT_CLOSED, "The form did not arrive.") from None
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(Reason.INVALID_REQUEST, "The form is malformed.") from None
     fields: dict[str, str] = {}

@@ -3,8 +3,10 @@ on every response, and the upstream scheme allow-list."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
+import time
 from typing import Any
 
 import httpx
@@ -154,3 +156,45 @@ def test_upstream_scheme_allow_list() -> None:
     assert ops.check_upstream_url("https://vllm:8000/v1", allowed_schemes=["https"])
     with pytest.raises(ValueError, match="http"):
         ops.check_upstream_url("file:///etc/passwd")
+
+
+def _leave_mid_body(gw: RunningGateway, request_head: str, partial: bytes) -> None:
+    """Announce a 100-byte body, send part of it, and close the connection."""
+    host, port = gw.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_head.encode() + partial)
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint", "content_type", "partial"),
+    [
+        ("/v1/chat/completions", "chat.completions", "application/json", b'{"model"'),
+        ("/oauth/token", "oauth.token", "application/x-www-form-urlencoded", b"grant_type"),
+    ],
+)
+def test_client_leaving_mid_body_is_audited_not_a_failure(
+    gw: RunningGateway,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    endpoint: str,
+    content_type: str,
+    partial: bytes,
+) -> None:
+    """A client that closes before its body arrived is a 499 `client_closed` in the audit
+    log, not an unexpected failure: no 500 and no stack trace in the gateway's log."""
+    host = gw.base_url.removeprefix("http://")
+    before = len(gw.audit_rows(endpoint=endpoint, status=499))
+    _leave_mid_body(
+        gw,
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {gw.token()}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: 100\r\n\r\n",
+        partial,
+    )
+    deadline = time.monotonic() + 30
+    rows = gw.audit_rows(endpoint=endpoint, status=499)
+    while len(rows) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        rows = gw.audit_rows(endpoint=endpoint, status=499)
+    assert len(rows) == before + 1, f"no 499 audit row for {endpoint}"
+    assert (rows[-1]["decision"], rows[-1]["reasons"]) == ("deny", '["client_closed"]')
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

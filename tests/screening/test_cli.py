@@ -33,7 +33,7 @@ def scripted_model_process(harm_rate: float, seed: int) -> Iterator[str]:
         [*CLI, *args, "--seed", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

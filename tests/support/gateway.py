@@ -47,6 +47,10 @@ __all__ = [
     "upstream_url",
 ]
 
+# Bounds, not expectations: under the suite's 4 workers on 2 cores a token took over
+# httpx's default 5 s once, and a replica over 30 s to start.
+CLIENT_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 90.0
 MODELS = (("general", "public"), ("general-tac", "verified"), ("cyber", "critical"))
 TIERS = ("public", "verified", "critical")
 # The tiers whose models take DPoP-bound tokens only (policies/data.json).
@@ -95,6 +99,7 @@ class RunningGateway:
             auth=(client_id, secret),
             data={"grant_type": "client_credentials"},
             headers=headers,
+            timeout=CLIENT_TIMEOUT_S,
         )
         reply.raise_for_status()
         return str(reply.json()["access_token"])
@@ -103,15 +108,19 @@ class RunningGateway:
         """A plain HTTP client for a defender of `tier`, DPoP-bound for a DPoP tier."""
         if tier in DPOP_TIERS:
             key = DpopKey()
-            return httpx.Client(auth=DpopAuth(key, self.token(tier, dpop=key)))
-        return httpx.Client(headers={"authorization": f"Bearer {self.token(tier)}"})
+            return httpx.Client(
+                auth=DpopAuth(key, self.token(tier, dpop=key)), timeout=CLIENT_TIMEOUT_S
+            )
+        return httpx.Client(
+            headers={"authorization": f"Bearer {self.token(tier)}"}, timeout=CLIENT_TIMEOUT_S
+        )
 
     def openai(self, tier: str = "public", **kw: Any) -> openai.OpenAI:
         """The official SDK; for a DPoP tier (critical), with a bound token and the hook."""
         if tier in DPOP_TIERS and "http_client" not in kw:
             key = DpopKey()
             token = self.token(tier, dpop=key)
-            kw["http_client"] = httpx.Client(auth=DpopAuth(key, token))
+            kw["http_client"] = httpx.Client(auth=DpopAuth(key, token), timeout=CLIENT_TIMEOUT_S)
         else:
             token = self.token(tier)
         return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=token, max_retries=0, **kw)
@@ -257,7 +266,7 @@ class GatewayFactory:
         )
         self._stack.callback(_stop, proc)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

@@ -114,11 +114,12 @@ class OidcProvider:
 
     def token(self, client_id: str) -> str:
         """An access token from the IdP's own token endpoint (client credentials)."""
-        endpoint = httpx.get(self.discovery_url).json()["token_endpoint"]
+        endpoint = httpx.get(self.discovery_url, timeout=30).json()["token_endpoint"]
         reply = httpx.post(
             endpoint,
             auth=(client_id, self.secret(client_id)),
             data={"grant_type": "client_credentials", "scope": "models"},
+            timeout=30,
         )
         reply.raise_for_status()
         return str(reply.json()["access_token"])

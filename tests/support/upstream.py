@@ -27,7 +27,7 @@ def dedicated_upstream() -> Iterator[str]:
 
 def stats(base: str) -> dict[str, Any]:
     """The dedicated upstream's counters."""
-    return dict(httpx.get(f"{base}/_demo/stats").json())
+    return dict(httpx.get(f"{base}/_demo/stats", timeout=30).json())
 
 
 def wait_for_stat(base: str, key: str, above: int) -> int:
