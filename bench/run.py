@@ -383,7 +383,12 @@ def _workdir(keep: bool) -> Iterator[Path]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
+    p.add_argument(
+        "--transport",
+        choices=["aiohttp", "httpx"],
+        default="aiohttp",
+        help="upstream.transport: aiohttp's session for /v1 calls, or httpx's own transport",
+    )
     p.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
     p.add_argument("--warmup", type=float, default=2, help="seconds of unmeasured c16 load")
     p.add_argument(

@@ -22,7 +22,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.db.access import RequestDb, make_request_db
 from gateway.db.engine import make_engine
 from gateway.errors import Unavailable
-from gateway.forward.client import make_client
+from gateway.forward.client import make_pool
 from gateway.forward.meters import Meters
 from gateway.forward.probe import Prober
 from gateway.forward.upstream import Upstream
@@ -209,7 +209,7 @@ def _routing(settings: Settings, store: RequestDb, metrics: Metrics) -> tuple[Up
     up = settings.upstream
     balancer = Balancer(Rules.from_settings(up.health))
     metrics.registry.register(TargetGauges(balancer))
-    client = make_client(up)
+    pool = make_pool(up)
     catalog = Catalog(
         store,
         ttl_s=settings.catalog_ttl_s,
@@ -219,14 +219,14 @@ def _routing(settings: Settings, store: RequestDb, metrics: Metrics) -> tuple[Up
         allowed_schemes=up.allowed_schemes,
     )
     upstream = Upstream(
-        client,
+        pool,
         balancer=balancer,
         meters=Meters(metrics),
         retries=up.retries_before_first_byte,
         max_response_bytes=up.max_response_bytes,
         # Each round first refreshes the catalog (within its TTL), so that targets added
         # while no request comes in are checked too.
-        prober=Prober(client, balancer, up.health, refresh=catalog.routes),
+        prober=Prober(pool.client, balancer, up.health, refresh=catalog.routes),
     )
     return upstream, catalog
 

@@ -15,10 +15,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-import httpx
-
 from gateway.errors import UpstreamError
 from gateway.forward.events import MalformedStream, SseEvents
+from gateway.forward.wire import Answer, WireError
 from gateway.reasons import Reason
 from gateway.usage.figures import Usage
 from gateway.usage.meter import UsageMeter
@@ -64,6 +63,9 @@ async def unless_disconnected(
 class UpstreamStream:
     """An upstream SSE body, chunk by chunk (never buffered whole), model renamed, metered.
 
+    It reads the `Answer` of the pool's wire (`gateway.forward.wire`) as chunks arrive;
+    closing it closes the upstream connection unless the body was read to its end.
+
     At most `limit` bytes are relayed. When the stream is closed (ended, failed or left),
     `on_release(failure)` runs first, with what went wrong (None, "stream_broken",
     "stream_malformed" or "too_large"), so the forward stage can count it and release the
@@ -72,7 +74,7 @@ class UpstreamStream:
 
     def __init__(
         self,
-        upstream: httpx.Response,
+        upstream: Answer,
         *,
         rename_to: str | None,
         meter: UsageMeter | None = None,
@@ -85,7 +87,7 @@ class UpstreamStream:
         self._limit = limit
         self._on_release = on_release
         self._failure: str | None = None
-        self.status = upstream.status_code
+        self.status = upstream.status
         self.completed = False  # True once the upstream ended the stream itself
         self.usage: Usage | None = None  # known once closed (if metered)
         self._on_end: list[OnEnd] = []
@@ -100,7 +102,8 @@ class UpstreamStream:
         events = self._events
         size = 0
         try:
-            async for chunk in self._upstream.aiter_raw():
+            read = self._upstream.read
+            while chunk := await read():
                 size += len(chunk)
                 if self._limit is not None and size > self._limit:
                     self._failure = "too_large"
@@ -121,9 +124,9 @@ class UpstreamStream:
             raise UpstreamError(
                 Reason.UPSTREAM_MALFORMED, "The upstream sent a malformed event stream."
             ) from exc
-        except httpx.HTTPError as exc:
+        except WireError as exc:
             self._failure = "stream_broken"
-            log.warning("upstream stream broke: %s", type(exc).__name__)
+            log.warning("upstream stream broke: %s (%s)", exc.kind, exc.cause_name)
             raise UpstreamError(
                 Reason.UPSTREAM_ERROR, "The upstream stream ended abruptly."
             ) from exc

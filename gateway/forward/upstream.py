@@ -7,8 +7,12 @@ the model, may be retried on the same target (when it is the only one left); aft
 timeout or a 5xx the model may have run, so it is never asked twice. Once an answer has
 begun (2xx headers), nothing is retried: a stream that breaks ends with an error event.
 
-Upstream safety: redirects are never followed (the client does not, and a 3xx becomes a
+Upstream safety: redirects are never followed (the wire does not, and a 3xx becomes a
 502 `upstream_redirect`), and an answer larger than `max_response_bytes` is cut off.
+
+The bytes go over the pool's `Wire` (`gateway.forward.wire`: aiohttp's session by
+default), whose failures arrive as `WireError` kinds; this module turns them into the
+retry decision and the reason code.
 """
 
 from __future__ import annotations
@@ -18,15 +22,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
-import httpx
 import orjson
 
 from gateway.errors import BadRequest, GatewayError, Unavailable, UpstreamError, UpstreamTimeout
-from gateway.forward.client import PooledClient
+from gateway.forward.client import UpstreamPool
 from gateway.forward.meters import Meter, Meters
 from gateway.forward.probe import Prober
 from gateway.forward.relay import UpstreamStream, unless_disconnected
 from gateway.forward.rename import rename_json
+from gateway.forward.wire import Answer, WireError
 from gateway.policy.decision import Obligations
 from gateway.reasons import Reason
 from gateway.routing.balance import Balancer, TargetState
@@ -111,7 +115,7 @@ def output_bound(body: dict[str, Any], *, endpoint: Endpoint, obligations: Oblig
 class Upstream:
     def __init__(
         self,
-        client: PooledClient,
+        pool: UpstreamPool,
         *,
         balancer: Balancer,
         meters: Meters,
@@ -119,21 +123,14 @@ class Upstream:
         max_response_bytes: int,
         prober: Prober | None = None,
     ) -> None:
-        self._client = client
-        # Requests go to the client's transport directly: `AsyncClient.send` adds only what
-        # the gateway does not use (auth and redirect loops, cookie jar, event hooks), at
-        # ~0.07-0.13 ms CPU per call (bench/upstream_call.py). Redirects stay unfollowed:
-        # nothing follows them below the client either.
-        self._transport = client.pool
+        self._pool = pool
+        self._wire = pool.wire
         self._balancer = balancer
         self._meters = meters
         self._tries = retries + 1
         self._max_bytes = max_response_bytes
         self._prober = prober
-        # httpx.Request built directly (~12 µs) rather than via client.build_request (~57 µs,
-        # URL parsing and default merging per call); so the client's timeouts go in by hand.
-        self._timeout = {"timeout": client.timeout.as_dict()}
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: dict[tuple[str, str], str] = {}
 
     def start(self) -> None:
         if self._prober is not None:
@@ -188,13 +185,13 @@ class Upstream:
     async def aclose(self) -> None:
         if self._prober is not None:
             await self._prober.aclose()
-        await self._client.aclose()
+        await self._pool.aclose()
 
-    def _url(self, base: str, path: str) -> httpx.URL:
-        key = base + path
+    def _url(self, base: str, path: str) -> str:
+        key = (base, path)
         url = self._urls.get(key)
         if url is None:
-            url = self._urls[key] = httpx.URL(base.rstrip("/") + path)
+            url = self._urls[key] = base.rstrip("/") + path
         return url
 
     async def _try(
@@ -210,21 +207,17 @@ class Upstream:
     ) -> bytes | UpstreamStream:
         target = state.target
         meter = self._meters.of(target)
-        request = httpx.Request(
-            "POST",
-            self._url(target.url, endpoint.path),
-            content=content,
-            headers={
-                **target.headers,
-                "x-request-id": request_id,
-                "accept": "text/event-stream" if stream else "application/json",
-            },
-            extensions=self._timeout,
-        )
+        url = self._url(target.url, endpoint.path)
+        headers = {
+            **target.headers,
+            "x-request-id": request_id,
+            "accept": "text/event-stream" if stream else "application/json",
+        }
         meter.requests.inc()
         # One watcher for the whole exchange (sending, and reading a whole body).
         return await unless_disconnected(
-            disconnected, lambda: self._exchange(state, meter, route, request, stream, usage)
+            disconnected,
+            lambda: self._exchange(state, meter, route, url, content, headers, stream, usage),
         )
 
     async def _exchange(
@@ -232,7 +225,9 @@ class Upstream:
         state: TargetState,
         meter: Meter,
         route: Route,
-        request: httpx.Request,
+        url: str,
+        content: bytes,
+        headers: dict[str, str],
         stream: bool,
         usage: UsageMeter | None,
     ) -> bytes | UpstreamStream:
@@ -243,36 +238,11 @@ class Upstream:
         try:
             try:
                 # Always streamed in: a whole body is then read within the size bound.
-                response = await self._transport.handle_async_request(request)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # Nothing reached the model: safe to try again, even on this target.
-                self._failed(state, meter, "connect", exc)
-                raise _Retryable(
-                    UpstreamError(Reason.UPSTREAM_UNAVAILABLE, "The model server is unreachable."),
-                    again=True,
-                ) from exc
-            except httpx.PoolTimeout as exc:
-                # Our own pool is full: not the target's fault, and no other would do better.
-                meter.error("timeout").inc()
-                raise UpstreamTimeout(
-                    Reason.UPSTREAM_TIMEOUT, "The gateway has no free upstream connection."
-                ) from exc
-            except httpx.TimeoutException as exc:
-                self._failed(state, meter, "timeout", exc)
-                raise _Retryable(
-                    UpstreamTimeout(
-                        Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
-                    ),
-                    again=False,
-                ) from exc
-            except httpx.HTTPError as exc:
-                self._failed(state, meter, "transport", exc)
-                raise _Retryable(
-                    UpstreamError(Reason.UPSTREAM_ERROR, "The model server connection failed."),
-                    again=False,
-                ) from exc
+                response = await self._wire.send(url, content, headers)
+            except WireError as exc:
+                raise self._unanswered(state, meter, exc) from exc
             meter.latency.observe(time.perf_counter() - started)
-            status = response.status_code
+            status = response.status
             if (status >= 300 and status < 400) or status >= 500:
                 await response.aclose()
                 self._refuse(state, meter, route, status)
@@ -316,27 +286,58 @@ class Upstream:
             raise _Retryable(error, again=False)
         raise error
 
-    async def _read(self, response: httpx.Response, meter: Meter) -> bytes:
+    def _unanswered(self, state: TargetState, meter: Meter, exc: WireError) -> Exception:
+        """What a try that got no answer means: whether it may be retried, and where."""
+        if exc.kind == "connect":
+            # Nothing reached the model: safe to try again, even on this target.
+            self._failed(state, meter, "connect", exc)
+            return _Retryable(
+                UpstreamError(Reason.UPSTREAM_UNAVAILABLE, "The model server is unreachable."),
+                again=True,
+            )
+        if exc.kind == "pool":
+            # Our own pool is full: not the target's fault, and no other would do better.
+            meter.error("timeout").inc()
+            return UpstreamTimeout(
+                Reason.UPSTREAM_TIMEOUT, "The gateway has no free upstream connection."
+            )
+        if exc.kind == "timeout":
+            self._failed(state, meter, "timeout", exc)
+            return _Retryable(
+                UpstreamTimeout(
+                    Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
+                ),
+                again=False,
+            )
+        # The request may have reached the model (closed or reset before the answer).
+        self._failed(state, meter, "transport", exc)
+        return _Retryable(
+            UpstreamError(Reason.UPSTREAM_ERROR, "The model server connection failed."),
+            again=False,
+        )
+
+    async def _read(self, response: Answer, meter: Meter) -> bytes:
         """The whole body, decoded, refused once it exceeds `max_response_bytes`."""
         limit = self._max_bytes
         try:
-            declared = response.headers.get("content-length")
+            declared = response.header("content-length")
             if declared and declared.isdigit() and int(declared) > limit:
                 raise _too_large(meter)
             parts, size = [], 0
-            async for chunk in response.aiter_bytes():
+            read = response.read
+            while chunk := await read():
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(meter)
                 parts.append(chunk)
             return b"".join(parts)
-        except httpx.TimeoutException as exc:
-            # After the headers: the model ran, so no retry; the caller gets a 504.
-            meter.error("timeout").inc()
-            raise UpstreamTimeout(
-                Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
-            ) from exc
-        except httpx.HTTPError as exc:
+        except WireError as exc:
+            if exc.kind == "timeout":
+                # After the headers: the model ran, so no retry; the caller gets a 504.
+                meter.error("timeout").inc()
+                raise UpstreamTimeout(
+                    Reason.UPSTREAM_TIMEOUT, "The model server did not answer in time."
+                ) from exc
             meter.error("transport").inc()
             raise UpstreamError(
                 Reason.UPSTREAM_ERROR, "The model server connection failed."
@@ -344,11 +345,11 @@ class Upstream:
         finally:
             await response.aclose()
 
-    def _failed(self, state: TargetState, meter: Meter, kind: str, exc: Exception) -> None:
+    def _failed(self, state: TargetState, meter: Meter, kind: str, exc: WireError) -> None:
         meter.error(kind).inc()
-        self._balancer.failed(state, f"{kind}: {type(exc).__name__}")
+        self._balancer.failed(state, f"{kind}: {exc.cause_name}")
         t = state.target
-        log.warning("upstream %s/%s try failed: %s (%s)", t.model, t.name, kind, type(exc).__name__)
+        log.warning("upstream %s/%s try failed: %s (%s)", t.model, t.name, kind, exc.cause_name)
 
     def _stream_ended(self, state: TargetState, failure: str | None) -> None:
         state.in_flight -= 1

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from gateway.errors import UpstreamError
 from gateway.forward.events import first_malformed
 from gateway.forward.relay import UpstreamStream
+from gateway.forward.wire_httpx import HttpxAnswer
 from gateway.reasons import Reason
 
 FUZZ = settings(max_examples=300, deadline=None)
@@ -42,7 +43,7 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
 def relay(pieces: list[bytes], rename_to: str | None) -> tuple[list[bytes], Reason | None]:
     """What the caller receives: the relayed chunks, and the error that ended them."""
     upstream = httpx.Response(200, stream=Chunks(pieces))
-    stream = UpstreamStream(upstream, rename_to=rename_to)
+    stream = UpstreamStream(HttpxAnswer(upstream), rename_to=rename_to)
     out: list[bytes] = []
 
     async def run() -> Reason | None:

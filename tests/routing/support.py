@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import socketserver
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -154,3 +157,44 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0
     while not condition():
         assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(0.05)
+
+
+class HangUp:
+    """A model server that reads each request whole, then closes the connection without
+    a byte of answer (a crash between receiving a request and answering it)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def _handler(self) -> type[socketserver.StreamRequestHandler]:
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                length = 0
+                while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                if line == b"":
+                    return  # the gateway closed an idle pooled connection
+                self.rfile.read(length)
+                outer.requests += 1
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        return Handler
+
+    def __enter__(self) -> HangUp:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

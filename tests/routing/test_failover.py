@@ -13,6 +13,7 @@ import pytest
 
 from tests.routing.support import (
     MESSAGES,
+    HangUp,
     Upstreams,
     metric,
     set_targets,
@@ -191,6 +192,37 @@ def test_500_is_not_failed_over(gateway_factory: GatewayFactory, upstreams: Upst
         1,
     )
     assert upstreams.requests("b") == 0
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_hang_up_before_the_answer_is_never_sent_to_the_same_target_again(
+    gateway_factory: GatewayFactory, upstreams: Upstreams, transport: str
+) -> None:
+    """A replica that takes the whole request and closes the connection without answering
+    may have run the model: 502 upstream_error when it is the only one (asked once, unlike
+    a refused connection), and the other replica answers when there is one."""
+    with HangUp() as hangup:
+        gw = gateway_factory.start(
+            upstream_settings={"transport": transport, "health": {"failures_to_down": 100}}
+        )
+        set_targets(gw, "general", {"url": hangup.url, "name": "a"})
+        for stream in (False, True):
+            error, row = refused(gw, stream=stream)
+            assert (error.status_code, error.code) == (502, "upstream_error")
+            assert (row["reasons"], row["upstream_target"], row["upstream_tries"]) == (
+                ["upstream_error"],
+                "a",
+                1,
+            )
+        assert hangup.requests == 2
+        assert metric(gw, "tacgw_upstream_errors_total", target="a", kind="transport") == 2.0
+
+        b = upstreams.start("b")
+        set_targets(gw, "general", {"url": hangup.url, "name": "a"}, {"url": b, "name": "b"})
+        rows = [call(gw, stream=stream)[1] for stream in (False, True, False, True)]
+        assert all(row["upstream_target"] == "b" for row in rows)
+        # Each request met the hanging-up replica at most once: as its first try.
+        assert hangup.requests - 2 == sum(row["upstream_tries"] == 2 for row in rows) >= 1
 
 
 def test_timeout_to_first_byte_fails_over_never_to_the_same_target(
