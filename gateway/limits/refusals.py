@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from limits import RateLimitItem
+
 from gateway.errors import RateLimited
 from gateway.limits.windows import Standing
 from gateway.reasons import Reason
@@ -39,6 +41,20 @@ def refusal(standing: Standing) -> RateLimited:
         _REASONS[standing.kind],
         f"{message}; retry in {retry} s.",
         headers={"Retry-After": str(retry), **_standard(standing), **_named(standing)},
+    )
+
+
+def rate_refusal(item: RateLimitItem, retry_after: int) -> RateLimited:
+    """The 429 of the per-subject `rate_limit` (one of its rates)."""
+    return RateLimited(
+        Reason.RATE_LIMITED,
+        f"Rate limit of {item} exceeded; retry in {retry_after} s.",
+        headers={
+            "Retry-After": str(retry_after),
+            "RateLimit-Limit": str(item.amount),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(retry_after),
+        },
     )
 
 
