@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from limits import RateLimitItem, RateLimitItemPerMinute
+from limits import RateLimitItem
 
 from gateway.errors import RateLimited
 from gateway.limits.refusals import rate_refusal, refusal
@@ -83,13 +83,13 @@ class MemoryLimits:
         self._ttl = ttl_s
         self._wall = wall
         self._monotonic = monotonic
-        # key → (window length s, timestamps oldest first)
-        self._moving: dict[str, tuple[int, deque[float]]] = {}
+        # (limit, window s, *who) → (window s, timestamps oldest first); this process's
+        # own keys, so tuples rather than `limits`' strings
+        self._moving: dict[tuple[object, ...], tuple[int, deque[float]]] = {}
         # (window length s, window number) → key → tokens counted in that window
         self._counters: dict[tuple[int, int], _Counters] = {}
         # org → lease member → monotonic expiry
         self._leases: dict[str, dict[str, float]] = {}
-        self._items: dict[int, RateLimitItem] = {}
         self._next_sweep = wall() + SWEEP_EVERY_S
 
     def hit(self, rates: Sequence[RateLimitItem], subject: str) -> None:
@@ -143,11 +143,10 @@ class MemoryLimits:
                 held.append((counters, key, amount))
                 standings.append(Standing(kind, limit, limit - total, reset))
             if requests:
-                item = self._item(requests)
                 admitted, count, oldest = self._slide(
-                    item.key_for("requests", subject, model), requests, item.get_expiry(), now
+                    (requests, MINUTE, subject, model), requests, MINUTE, now
                 )
-                reset = max(1, math.ceil(oldest + item.get_expiry() - now))
+                reset = max(1, math.ceil(oldest + MINUTE - now))
                 standing = Standing(
                     "requests", requests, max(0, requests - count), reset, admitted=admitted
                 )
@@ -187,12 +186,12 @@ class MemoryLimits:
         for item in rates:
             expiry = item.get_expiry()
             admitted, _count, oldest = self._slide(
-                item.key_for("subject", subject), item.amount, expiry, now
+                (item.amount, expiry, subject), item.amount, expiry, now
             )
             if not admitted:
                 raise rate_refusal(item, max(1, math.ceil(oldest + expiry - now)))
 
-    def _slide(self, key: str, limit: int, expiry: int, now: float) -> tuple[bool, int, float]:
+    def _slide(self, key: tuple[object, ...], limit: int, expiry: int, now: float) -> tuple[bool, int, float]:
         """`limits`' moving window: one entry per admitted request in the last `expiry` s.
 
         (admitted, entries in the window, the oldest of them)."""
@@ -243,9 +242,3 @@ class MemoryLimits:
                 del held[lapsed]
             if not held:
                 del self._leases[org]
-
-    def _item(self, limit: int) -> RateLimitItem:
-        item = self._items.get(limit)
-        if item is None:
-            item = self._items[limit] = RateLimitItemPerMinute(limit)
-        return item

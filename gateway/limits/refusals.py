@@ -63,10 +63,21 @@ def success_headers(standings: Sequence[Standing]) -> dict[str, str]:
     if not standings:
         return {}
     headers: dict[str, str] = {}
+    tightest, least = standings[0], 2.0
     for standing in standings:
-        headers |= _named(standing)
-    tightest = min(standings, key=lambda s: s.remaining / s.limit)
-    return headers | _standard(tightest)
+        names = _NAMES.get(standing.kind)
+        if names is not None:
+            limit_name, remaining_name, reset_name = names
+            headers[limit_name] = str(standing.limit)
+            headers[remaining_name] = str(standing.remaining)
+            headers[reset_name] = str(standing.reset_s)
+        share = standing.remaining / standing.limit
+        if share < least:  # the first of equals, as min() chose
+            tightest, least = standing, share
+    headers["RateLimit-Limit"] = str(tightest.limit)
+    headers["RateLimit-Remaining"] = str(tightest.remaining)
+    headers["RateLimit-Reset"] = str(tightest.reset_s)
+    return headers
 
 
 def _standard(standing: Standing) -> dict[str, str]:
@@ -77,12 +88,15 @@ def _standard(standing: Standing) -> dict[str, str]:
     }
 
 
+# Each window's header names, built once (the success headers are on every answer).
+_NAMES = {
+    kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    for kind in ("requests", "tokens", "budget")
+}
+
+
 def _named(standing: Standing) -> dict[str, str]:
-    if standing.kind == "in_flight":
+    names = _NAMES.get(standing.kind)
+    if names is None:  # in flight: no header of its own
         return {}
-    suffix = standing.kind
-    return {
-        f"x-ratelimit-limit-{suffix}": str(standing.limit),
-        f"x-ratelimit-remaining-{suffix}": str(standing.remaining),
-        f"x-ratelimit-reset-{suffix}": str(standing.reset_s),
-    }
+    return dict(zip(names, (str(standing.limit), str(standing.remaining), str(standing.reset_s))))

@@ -32,20 +32,11 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from gateway.limits.refusals import rate_refusal, refusal
 from gateway.limits.windows import DAY, MINUTE, Reservation, Standing
 
-_ADMIT = """
--- KEYS: 1 in-flight set, 2 tokens/minute counter, 3 tokens/day counter, 4 requests list,
---       5.. the subject's rate lists (`rate_limit`, one per rate)
--- ARGV: 1 in-flight limit (0: none), 2 lease ttl ms, 3 lease member,
---       4 tokens limit (0: none), 5 tokens amount, 6 tokens expiry s,
---       7 budget limit (0: none), 8 budget amount, 9 budget expiry s,
---       10 requests limit (0: none), 11 now (client clock, as `limits` uses), 12 window s,
---       then per rate: its limit, its window s
--- returns {refused step (0: admitted, 1 in-flight, 2 tokens, 3 budget, 4 requests,
---          5 a rate), tokens total, budget total, entries in the refusing or requests
---          window, its oldest entry, the refusing rate's index (from 0)}
-local now = tonumber(ARGV[11])
-
--- `limits`' moving window (acquire_moving_window.lua, then moving_window.lua's stats):
+# `limits`' moving window (acquire_moving_window.lua, then moving_window.lua's stats), and
+# the subject's rates in order (a hit stays counted whatever refuses after it). Shared by
+# both scripts below; `now` and `stamp` are the client clock (as `limits` uses), as a
+# number and as sent.
+_WINDOWS = """
 -- admitted?, entries in the window, the oldest of them
 local function slide(key, limit, window)
   local admitted = true
@@ -53,7 +44,7 @@ local function slide(key, limit, window)
   if entry and tonumber(entry) >= now - window then
     admitted = false
   else
-    redis.call('LPUSH', key, ARGV[11])
+    redis.call('LPUSH', key, stamp)
     redis.call('LTRIM', key, 0, limit - 1)
     redis.call('EXPIRE', key, window)
   end
@@ -72,16 +63,54 @@ local function slide(key, limit, window)
   if found then
     return admitted, found + 1, redis.call('LINDEX', key, found)
   end
-  return admitted, 0, ARGV[11]
+  return admitted, 0, stamp
 end
 
--- The subject's rates first; a hit stays counted whatever refuses after it.
-for i = 5, #KEYS do
-  local limit, window = tonumber(ARGV[2 * i + 3]), tonumber(ARGV[2 * i + 4])
-  local admitted, count, oldest = slide(KEYS[i], limit, window)
-  if not admitted then
-    return {5, 0, 0, count, oldest, i - 5}
+-- KEYS[k..] the rates' lists, ARGV[a..] their limit and window s, pairwise;
+-- the refusal to return, or nil
+local function rates(k, a)
+  for i = k, #KEYS do
+    local j = a + 2 * (i - k)
+    local admitted, count, oldest = slide(KEYS[i], tonumber(ARGV[j]), tonumber(ARGV[j + 1]))
+    if not admitted then
+      return {5, 0, 0, count, oldest, i - k}
+    end
   end
+  return nil
+end
+"""
+
+_RATES = (
+    """
+-- KEYS: the subject's rate lists; ARGV: 1 now, then per rate its limit and window s
+-- returns as _ADMIT
+local now, stamp = tonumber(ARGV[1]), ARGV[1]
+"""
+    + _WINDOWS
+    + """
+return rates(1, 2) or {0, 0, 0, 0, '0', 0}
+"""
+)
+
+_ADMIT = (
+    """
+-- KEYS: 1 in-flight set, 2 tokens/minute counter, 3 tokens/day counter, 4 requests list,
+--       5.. the subject's rate lists (`rate_limit`, one per rate)
+-- ARGV: 1 in-flight limit (0: none), 2 lease ttl ms, 3 lease member,
+--       4 tokens limit (0: none), 5 tokens amount, 6 tokens expiry s,
+--       7 budget limit (0: none), 8 budget amount, 9 budget expiry s,
+--       10 requests limit (0: none), 11 now, 12 window s,
+--       then per rate: its limit, its window s
+-- returns {refused step (0: admitted, 1 in-flight, 2 tokens, 3 budget, 4 requests,
+--          5 a rate), tokens total, budget total, entries in the refusing or requests
+--          window, its oldest entry, the refusing rate's index (from 0)}
+local now, stamp = tonumber(ARGV[11]), ARGV[11]
+"""
+    + _WINDOWS
+    + """
+local refused = rates(5, 13)
+if refused then
+  return refused
 end
 
 local held_lease, held_tokens, held_budget = false, false, false
@@ -142,6 +171,7 @@ if not admitted then
 end
 return {0, tokens_total, budget_total, count, oldest, 0}
 """
+)
 
 _SETTLE = """
 -- KEYS: 1 tokens/minute counter, 2 tokens/day counter, 3 in-flight set
@@ -191,23 +221,23 @@ class RedisLimits:
         self._ttl_ms = int(ttl_s * 1000)
         self._prefix = prefix
         self._admit = self._client.register_script(_ADMIT)
+        self._rates = self._client.register_script(_RATES)
         self._settle = self._client.register_script(_SETTLE)
         self._items: dict[int, RateLimitItem] = {}
 
     async def hit(self, rates: Sequence[RateLimitItem], subject: str) -> None:
-        """The per-subject rates alone (`/v1/models`): one round trip."""
-        await self.admit(
-            rates=rates,
-            in_flight=None,
-            tokens=None,
-            budget=None,
-            requests=None,
-            reserve=0,
-            subject=subject,
-            org="",
-            model="",
-            member="",
-        )
+        """The per-subject rates alone (`/v1/models`): one round trip, or raise the 429."""
+        now = time.time()
+        keys = [f"{self._prefix}:" + rate.key_for("subject", subject) for rate in rates]
+        args: list[Any] = [repr(now)]
+        for rate in rates:
+            args += (rate.amount, rate.get_expiry())
+        raw = await self._rates.execute(keys=keys, args=args)
+        assert isinstance(raw, list)
+        if int(raw[0]) == 5:
+            rate = rates[int(raw[5])]
+            retry = max(1, math.ceil(float(raw[4]) + rate.get_expiry() - time.time()))
+            raise rate_refusal(rate, retry)
 
     async def admit(
         self,
@@ -225,6 +255,9 @@ class RedisLimits:
     ) -> tuple[list[Standing], ScriptedAdmission | None]:
         """Standings for the headers and what to settle (None: nothing held), or raise
         the 429 of the first limit that does not fit."""
+        if not (in_flight or tokens or budget or requests):
+            await self.hit(rates, subject)  # the smaller script: nothing else to count
+            return [], None
         now = time.time()
         minute, day = int(now // MINUTE), int(now // DAY)
         tokens_key = self._key("tokens", subject, model, str(minute))
