@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-
 from pathlib import Path
 
 import orjson
@@ -132,7 +131,8 @@ def main() -> None:
     storages = ["memory://"] + ([args.redis] if args.redis else [])
     load = Path("/proc/loadavg").read_text().split()[0]
     folded = getattr(limiter_module, "RATE_IN_ADMIT", False)
-    print(f"tree: {Path(limiter_module.__file__).parents[2]} (rate in admit: {folded}), load {load}")
+    tree = Path(limiter_module.__file__).parents[2]
+    print(f"tree: {tree} (rate in admit: {folded}), load {load}")
     print("| storage | round | hit alone µs/req | limits stage µs/req | + usage µs/req |")
     print("|---|---:|---:|---:|---:|")
     for rnd in range(args.rounds):

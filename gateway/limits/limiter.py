@@ -8,7 +8,8 @@
 Order matters: every step that can be undone comes before the one that cannot (a
 moving-window hit), and a refusal undoes the steps after the rates, so a refused
 request holds nothing. Memory storage admits in one in-process step (`local.py`),
-plain Redis in one script (`scripted.py`); any other `limits` storage step by step. If the storage fails, the tier decides: refuse with 503
+plain Redis in one script (`scripted.py`); any other `limits` storage step by step.
+If the storage fails, the tier decides: refuse with 503
 `limits_unavailable` (the default), or admit uncounted with a metric and a log line.
 Either way the next request tries the storage again: recovery needs no restart.
 """
@@ -217,9 +218,7 @@ class Limiter:
                 ("budget", quota.daily_tokens, (org,)),
             ):
                 if limit:
-                    standing, reservation = await self._windows.reserve(
-                        kind, limit, reserve, *key
-                    )
+                    standing, reservation = await self._windows.reserve(kind, limit, reserve, *key)
                     if reservation is None:
                         raise refusal(standing)
                     reservations.append(reservation)

@@ -47,7 +47,7 @@ _Counters = dict[str, int]
 class MemoryAdmission:
     """What an admitted call holds in memory: settled in one step."""
 
-    __slots__ = ("_limits", "_org", "_member", "_held")
+    __slots__ = ("_held", "_limits", "_member", "_org")
 
     def __init__(
         self,
@@ -191,7 +191,9 @@ class MemoryLimits:
             if not admitted:
                 raise rate_refusal(item, max(1, math.ceil(oldest + expiry - now)))
 
-    def _slide(self, key: tuple[object, ...], limit: int, expiry: int, now: float) -> tuple[bool, int, float]:
+    def _slide(
+        self, key: tuple[object, ...], limit: int, expiry: int, now: float
+    ) -> tuple[bool, int, float]:
         """`limits`' moving window: one entry per admitted request in the last `expiry` s.
 
         (admitted, entries in the window, the oldest of them)."""

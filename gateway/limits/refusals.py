@@ -90,7 +90,7 @@ def _standard(standing: Standing) -> dict[str, str]:
 
 # Each window's header names, built once (the success headers are on every answer).
 _NAMES = {
-    kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    kind: tuple(f"x-ratelimit-{field}-{kind}" for field in ("limit", "remaining", "reset"))
     for kind in ("requests", "tokens", "budget")
 }
 
@@ -99,4 +99,5 @@ def _named(standing: Standing) -> dict[str, str]:
     names = _NAMES.get(standing.kind)
     if names is None:  # in flight: no header of its own
         return {}
-    return dict(zip(names, (str(standing.limit), str(standing.remaining), str(standing.reset_s))))
+    values = (str(standing.limit), str(standing.remaining), str(standing.reset_s))
+    return dict(zip(names, values, strict=True))

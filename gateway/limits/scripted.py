@@ -228,7 +228,9 @@ class RedisLimits:
     async def hit(self, rates: Sequence[RateLimitItem], subject: str) -> None:
         """The per-subject rates alone (`/v1/models`): one round trip, or raise the 429."""
         now = time.time()
-        keys = [f"{self._prefix}:" + rate.key_for("subject", subject) for rate in rates]
+        keys: list[str | bytes] = [
+            f"{self._prefix}:" + rate.key_for("subject", subject) for rate in rates
+        ]
         args: list[Any] = [repr(now)]
         for rate in rates:
             args += (rate.amount, rate.get_expiry())
@@ -267,7 +269,7 @@ class RedisLimits:
         requests_key = f"{self._prefix}:" + item.key_for("requests", subject, model)
         tokens_amount = max(0, min(reserve, tokens)) if tokens else 0
         budget_amount = max(0, min(reserve, budget)) if budget else 0
-        keys = [lease_key, tokens_key, budget_key, requests_key]
+        keys: list[str | bytes] = [lease_key, tokens_key, budget_key, requests_key]
         args: list[Any] = [
             in_flight or 0, self._ttl_ms, member,
             tokens or 0, tokens_amount, 2 * MINUTE,

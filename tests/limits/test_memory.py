@@ -72,7 +72,7 @@ def test_a_window_keeps_only_its_last_minute() -> None:
     minute after the calls, and its Retry-After counts from the oldest call still in it."""
     clock = Clock()
     store = MemoryLimits(ttl_s=90, wall=clock.wall, monotonic=clock.monotonic)
-    for i in range(3):
+    for _ in range(3):
         store.hit(parse_many("3/minute"), "s")
         clock.now += 10
     with pytest.raises(RateLimited) as refused:
