@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from limits import RateLimitItem
+
 from gateway.errors import RateLimited
 from gateway.limits.windows import Standing
 from gateway.reasons import Reason
@@ -42,15 +44,40 @@ def refusal(standing: Standing) -> RateLimited:
     )
 
 
+def rate_refusal(item: RateLimitItem, retry_after: int) -> RateLimited:
+    """The 429 of the per-subject `rate_limit` (one of its rates)."""
+    return RateLimited(
+        Reason.RATE_LIMITED,
+        f"Rate limit of {item} exceeded; retry in {retry_after} s.",
+        headers={
+            "Retry-After": str(retry_after),
+            "RateLimit-Limit": str(item.amount),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(retry_after),
+        },
+    )
+
+
 def success_headers(standings: Sequence[Standing]) -> dict[str, str]:
     """Every measured window by name, and the tightest one as `RateLimit-*`."""
     if not standings:
         return {}
     headers: dict[str, str] = {}
+    tightest, least = standings[0], 2.0
     for standing in standings:
-        headers |= _named(standing)
-    tightest = min(standings, key=lambda s: s.remaining / s.limit)
-    return headers | _standard(tightest)
+        names = _NAMES.get(standing.kind)
+        if names is not None:
+            limit_name, remaining_name, reset_name = names
+            headers[limit_name] = str(standing.limit)
+            headers[remaining_name] = str(standing.remaining)
+            headers[reset_name] = str(standing.reset_s)
+        share = standing.remaining / standing.limit
+        if share < least:  # the first of equals, as min() chose
+            tightest, least = standing, share
+    headers["RateLimit-Limit"] = str(tightest.limit)
+    headers["RateLimit-Remaining"] = str(tightest.remaining)
+    headers["RateLimit-Reset"] = str(tightest.reset_s)
+    return headers
 
 
 def _standard(standing: Standing) -> dict[str, str]:
@@ -61,12 +88,16 @@ def _standard(standing: Standing) -> dict[str, str]:
     }
 
 
+# Each window's header names, built once (the success headers are on every answer).
+_NAMES = {
+    kind: tuple(f"x-ratelimit-{field}-{kind}" for field in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens", "budget")
+}
+
+
 def _named(standing: Standing) -> dict[str, str]:
-    if standing.kind == "in_flight":
+    names = _NAMES.get(standing.kind)
+    if names is None:  # in flight: no header of its own
         return {}
-    suffix = standing.kind
-    return {
-        f"x-ratelimit-limit-{suffix}": str(standing.limit),
-        f"x-ratelimit-remaining-{suffix}": str(standing.remaining),
-        f"x-ratelimit-reset-{suffix}": str(standing.reset_s),
-    }
+    values = (str(standing.limit), str(standing.remaining), str(standing.reset_s))
+    return dict(zip(names, values, strict=True))

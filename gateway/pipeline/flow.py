@@ -198,8 +198,7 @@ async def _admit(
     body: dict[str, Any],
     decision: Decision,
 ) -> Admission:
-    """The limits stage: the subject's request rate, then the call's own limits."""
-    await rt.limits.hit(principal.subject, tier=trust.tier)
+    """The limits stage: the subject's request rate and the call's own limits, in one step."""
     endpoint, obligations = ENDPOINTS[draft.endpoint], decision.obligations
     return await rt.limits.admit(
         subject=principal.subject,

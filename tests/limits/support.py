@@ -97,6 +97,22 @@ def fresh_minute(margin_s: float = 20.0) -> None:
         time.sleep(left + 0.05)
 
 
+def colleague_token(gw: RunningGateway, tier: str = "public") -> str:
+    """A token of a new client in the `tier` org's organization: another subject."""
+    creds = gw.run(
+        lambda engine: ops.create_client(
+            engine, org_id=gw.org_ids[tier], name=f"colleague-{uuid.uuid4().hex[:8]}"
+        )
+    )
+    reply = httpx.post(
+        f"{gw.base_url}/oauth/token",
+        auth=(creds.client_id, creds.client_secret),
+        data={"grant_type": "client_credentials"},
+    )
+    reply.raise_for_status()
+    return str(reply.json()["access_token"])
+
+
 def admin_token(gw: RunningGateway, roles: list[str]) -> str:
     """A real token for a client of an operators' org that holds `roles` in the database
     (the admin API re-reads them), issued by the gateway's own token endpoint."""
