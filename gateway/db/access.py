@@ -35,6 +35,7 @@ import asyncpg
 from sqlalchemy import Connection, Engine, Executable, Row, insert, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from gateway.db.engine import is_sqlite, make_engine, make_sync_sqlite_engine
 from gateway.db.models import AuditEvent
@@ -94,20 +95,29 @@ class AsyncRequestDb:
     async def fetch(self, query: PreparedRead, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         compiled = query.compiled(self._engine.dialect)
         args = compiled.args(params)
-        async with self._engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
+        # A pooled connection without an `AsyncConnection` around it (two greenlet hops
+        # instead of three, and no Connection object: ~50 µs CPU per read here). Nothing
+        # is begun on it, so returning it resets nothing and does no I/O.
+        pooled = await self._engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
             assert driver is not None  # a checked-out connection is open
-            try:
-                # asyncpg prepares the text once per connection (its statement cache) and
-                # runs it outside any transaction: autocommit, so it sees the latest commit.
-                rows = await driver.fetch(compiled.sql, *args)
-            except _ASYNCPG_ERRORS as exc:
-                # SQLAlchemy did not see the error, so it would pool the connection again:
-                # drop it (a dead one is replaced on the next checkout). Failing to close a
-                # dead connection must not hide why the read failed.
-                with contextlib.suppress(Exception):
-                    await conn.invalidate()
-                raise _failed(compiled.sql, exc) from exc
+            # asyncpg prepares the text once per connection (its statement cache) and runs
+            # it outside any transaction: autocommit, so it sees the latest commit.
+            rows = await driver.fetch(compiled.sql, *args)
+        except _ASYNCPG_ERRORS as exc:
+            # SQLAlchemy did not see the error, so it would pool the connection again:
+            # drop it (a dead one is replaced on the next checkout). Failing to close a
+            # dead connection must not hide why the read failed.
+            with contextlib.suppress(Exception):
+                await greenlet_spawn(pooled.invalidate, exc)
+            raise _failed(compiled.sql, exc) from exc
+        except BaseException:
+            # Cancelled (the caller hung up): the connection still goes back, as
+            # `AsyncConnection` does on exit; asyncpg finishes the cancelled query first.
+            await asyncio.shield(greenlet_spawn(pooled.close))
+            raise
+        await greenlet_spawn(pooled.close)
         return compiled.rows(rows)
 
     async def insert_audit(self, rows: list[dict[str, Any]]) -> None:
