@@ -4,6 +4,7 @@ One query: the `orgissuer` rows that match the token (same issuer; same organiza
 claim and subject where the row sets them), joined to the organization and its live
 grants. A token whose issuer, claim or subject matches no binding belongs to no
 organization, whatever it claims; two organizations matching is refused as ambiguous.
+Read at driver level, as the standing of the gateway's own clients (standing.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import and_, bindparam, or_, select
 
 from gateway.db.access import RequestDb
 from gateway.db.models import Organization, OrgIssuer, TrustGrant
+from gateway.db.prepared import PreparedRead
 from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.tiers import Tiers
 
@@ -38,6 +40,7 @@ BINDING_QUERY = (
         or_(_b.subject.is_(None), _b.subject == bindparam("subject")),
     )
 )
+BINDING = PreparedRead(BINDING_QUERY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,11 @@ async def load_federated_standing(
         "subject": subject,
         "now": now or datetime.now(UTC),
     }
-    rows: Sequence[Any] = await db.read(BINDING_QUERY, params)
+    return federated_standing_of(await db.fetch(BINDING, params), tiers=tiers)
+
+
+def federated_standing_of(rows: Sequence[Sequence[Any]], *, tiers: Tiers) -> FederatedStanding:
+    """The standing that `BINDING_QUERY`'s rows describe."""
     org_ids = tuple(sorted({row[0] for row in rows}))
     best, expires, status = tiers.lowest, None, ""
     for _org, org_status, tier, tier_expires in rows:

@@ -4,6 +4,9 @@ Every grant that applies to the subject (its own, or its organization's for ever
 member) comes back, live or not, in the same indexed read: the live ones give the tier,
 and a lapsed one that would have given more says why it no longer does
 (`grant_expired`, `grant_revoked`).
+
+The read runs at driver level (`RequestDb.fetch`, gateway/db/prepared.py): it is the one
+query of every `/v1` request, and SQLAlchemy's per-call execution was most of its cost.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy import and_, bindparam, exists, or_, select
 
 from gateway.db.access import RequestDb
 from gateway.db.models import Client, Organization, RevokedToken, TrustGrant
+from gateway.db.prepared import PreparedRead
 from gateway.reasons import Reason
 from gateway.trust.lifecycle import OrgStatus
 from gateway.trust.tiers import Tiers
@@ -72,6 +76,7 @@ STANDING_QUERY = (
     .outerjoin(TrustGrant.__table__, _APPLIES)  # type: ignore[attr-defined]
     .where(_c.id == bindparam("client_id"))
 )
+STANDING = PreparedRead(STANDING_QUERY)
 
 
 async def load_standing(
@@ -83,12 +88,16 @@ async def load_standing(
     jti: str | None = None,
     now: datetime | None = None,
 ) -> Standing | None:
-    rows: Sequence[Any] = await db.read(
-        STANDING_QUERY, {"client_id": client_id, "subject": subject, "jti": jti}
-    )
+    rows = await db.fetch(STANDING, {"client_id": client_id, "subject": subject, "jti": jti})
+    return standing_of(rows, client_id=client_id, tiers=tiers, now=now or datetime.now(UTC))
+
+
+def standing_of(
+    rows: Sequence[Sequence[Any]], *, client_id: str, tiers: Tiers, now: datetime
+) -> Standing | None:
+    """The standing that `STANDING_QUERY`'s rows describe (none: no such client)."""
     if not rows:
         return None
-    now = now or datetime.now(UTC)
     revoked_at, secret_hash, jwks, roles, token_revoked, org_id, org_status = rows[0][:7]
     best, expires = tiers.lowest, None
     lapsed, why = tiers.lowest, None
