@@ -111,6 +111,12 @@ class AsyncRequestDb:
             # dead connection must not hide why the read failed.
             with contextlib.suppress(Exception):
                 await greenlet_spawn(pooled.invalidate, exc)
+            if driver.is_closed():
+                # The server went away (a restart): its other pooled connections are as
+                # dead as this one. Replace the pool, as SQLAlchemy does on a disconnect,
+                # so that each of them does not fail one more request first.
+                with contextlib.suppress(Exception):
+                    await self._engine.dispose()
             raise _failed(compiled.sql, exc) from exc
         except BaseException:
             # Cancelled (the caller hung up): the connection still goes back, as

@@ -5,6 +5,7 @@ SQLite and PostgreSQL; and a driver failure comes out as Core's would (the trust
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -183,3 +184,38 @@ async def test_driver_failure_is_core_failure(store: Store) -> None:
         async with store.engine.begin() as conn:
             await conn.execute(text("ALTER TABLE revokedtoken_away RENAME TO revokedtoken"))
         assert await store.db.fetch(STANDING, params)
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path, postgres_url: str) -> str:
+    return fresh_database_url("postgres", tmp_path, postgres_url)
+
+
+async def test_after_a_restart_one_read_fails_not_one_per_pooled_connection(pg_url: str) -> None:
+    """Every pooled connection dies with the server; the first read that meets a dead one
+    fails and replaces the whole pool, so the next reads all succeed (as Core does on a
+    disconnect), instead of each idle connection failing one more request."""
+    engine, db = make_engine(pg_url), make_request_db(pg_url, sqlite_synchronous="FULL")
+    try:
+        store = Store(engine, db)
+        _, client = await _client(store, "restart")
+        params = {"client_id": client, "subject": "s", "jti": "j"}
+        # Eight reads at once: eight connections in the pool.
+        await asyncio.gather(*(db.fetch(STANDING, params) for _ in range(8)))
+        async with engine.connect() as conn:  # the server drops every session, as on restart
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        failed = 0
+        for _ in range(8):
+            try:
+                assert await db.fetch(STANDING, params)
+            except OperationalError:
+                failed += 1
+        assert failed == 1
+    finally:
+        await db.close()
+        await engine.dispose()
