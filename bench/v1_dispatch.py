@@ -1,42 +1,28 @@
-"""The ASGI layers in front of a `/v1` route: FastAPI's full stack vs `GatewayApp`'s direct
-dispatch, CPU µs per request, in process (no server, no pipeline).
+"""The API layer of a `/v1` call: CPU µs per request for everything between the server and
+the pipeline (transport guard, dispatch, reading the headers and the body into a `Call`,
+writing the answer), in process, without a server.
 
     .venv/bin/python bench/v1_dispatch.py [-n 20000] [--rounds 3]
+    .venv/bin/python bench/v1_dispatch.py --before /tmp/tree-of-main   # alternate two trees
 
-Both apps carry the same routes as the gateway (the `/v1` routes first, then the
-admin, OAuth, audit ... routers); each `/v1` route is replaced by a handler that answers
-a fixed body at once, so what is timed is only what stands between the server and the
-route: middleware, route matching, `Request`/`Response`.
+The app is the gateway's own (`create_app`, no lifespan: nothing is started), with the
+pipeline's `handle` replaced by one that returns a fixed allowed answer, so that only the
+API layer is timed. `--before DIR` runs the same measurement on the source tree DIR
+(PYTHONPATH) and on this one, alternating, each round in a fresh process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from gateway.api import admin, audit, health, orgs, usage, v1
-from gateway.app import GatewayApp
-
-
-async def _answer(request: Request) -> Response:
-    return Response(b'{"ok":true}', 200, media_type="application/json")
-
-
-def _app(cls: type[FastAPI]) -> FastAPI:
-    routes = [Route(r.path, _answer, methods=["POST"]) for r in v1.routes if isinstance(r, Route)]
-    app = cls(v1_routes=routes) if cls is GatewayApp else cls()
-    app.router.routes.extend(routes)
-    for router in (health.router, orgs.router, admin.router, usage.router, audit.router):
-        app.include_router(router)
-    return app
-
+HERE = Path(__file__).resolve().parents[1]
 
 SCOPE: dict[str, Any] = {
     "type": "http",
@@ -48,20 +34,54 @@ SCOPE: dict[str, Any] = {
     "raw_path": b"/v1/chat/completions",
     "root_path": "",
     "query_string": b"",
-    "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+    "headers": [
+        (b"host", b"127.0.0.1:8080"),
+        (b"user-agent", b"OpenAI/Python 2.8.1"),
+        (b"accept", b"application/json"),
+        (b"content-type", b"application/json"),
+        (b"authorization", b"Bearer " + b"x" * 600),
+        (b"content-length", b"64"),
+    ],
     "client": ("127.0.0.1", 50000),
     "server": ("127.0.0.1", 8080),
 }
+BODY = b'{"model":"general","messages":[{"role":"user","content":"hi"}]}'.ljust(64)
+ANSWER = b'{"id":"x","object":"chat.completion","choices":[]}'
 
 
-async def _per_request_us(app: FastAPI, n: int) -> float:
+def _app() -> Any:
+    from gateway.api import v1
+    from gateway.app import create_app
+    from gateway.pipeline.exchange import Answered
+    from gateway.settings import Settings
+
+    async def handle(rt: Any, call: Any) -> Answered:
+        async for _ in call.body:  # the pipeline reads the body
+            pass
+        return Answered(
+            decision_id="0" * 32,
+            allow=True,
+            status=200,
+            reasons=("allowed",),
+            headers={"x-ratelimit-limit-requests": "1000", "x-ratelimit-remaining-requests": "9"},
+            body=ANSWER,
+            report=lambda delivery: None,  # the outcome leaf is queued after the answer
+        )
+
+    v1.handle = handle  # type: ignore[attr-defined]  # only the API layer is timed
+    app = create_app(Settings(dev_mode=True, database_url="sqlite:///:memory:"))
+    app.state.runtime = None
+    return app
+
+
+async def _per_request_us(app: Any, n: int) -> float:
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"{}", "more_body": False}
+        return {"type": "http.request", "body": BODY, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         pass
 
-    for _ in range(n // 10):
+    for _ in range(max(n // 10, 100)):
         await app(dict(SCOPE), receive, send)
     t0 = time.process_time()
     for _ in range(n):
@@ -69,20 +89,46 @@ async def _per_request_us(app: FastAPI, n: int) -> float:
     return (time.process_time() - t0) / n * 1e6
 
 
-async def main(n: int, rounds: int) -> None:
-    plain, direct = _app(FastAPI), _app(GatewayApp)
-    for r in range(rounds):
-        full = await _per_request_us(plain, n)
-        fast = await _per_request_us(direct, n)
+def _one(n: int) -> float:
+    return asyncio.run(_per_request_us(_app(), n))
+
+
+def _in_tree(tree: Path, n: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "-n", str(n), "--rounds", "1", "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return float(out.stdout.strip())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("-n", type=int, default=20000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--before", type=Path, help="another source tree to alternate with")
+    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.quiet:
+        print(_one(a.n))
+        return
+    for r in range(a.rounds):
+        load = Path("/proc/loadavg").read_text().split()[0]
+        if a.before is None:
+            print(f"round {r + 1}: {_one(a.n):6.1f} µs/req (load {load})")
+            continue
+        order = [("before", a.before), ("after", HERE)]
+        if r % 2:
+            order.reverse()
+        got = {name: _in_tree(tree, a.n) for name, tree in order}
         print(
-            f"round {r + 1}: FastAPI stack {full:6.1f} µs/req   GatewayApp /v1 dispatch "
-            f"{fast:6.1f} µs/req   saved {full - fast:5.1f}"
+            f"round {r + 1}: before {got['before']:6.1f}  after {got['after']:6.1f} µs/req"
+            f"  (load {load})"
         )
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("-n", type=int, default=20000)
-    p.add_argument("--rounds", type=int, default=3)
-    a = p.parse_args()
-    asyncio.run(main(a.n, a.rounds))
+    main()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,9 +17,8 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Router
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
@@ -58,12 +57,12 @@ class GatewayApp(FastAPI):
     def __init__(
         self,
         *,
-        v1_routes: Sequence[BaseRoute] = (),
+        v1: Callable[[object], ASGIApp] | None = None,
         outermost: Callable[[ASGIApp], ASGIApp] = _as_is,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._v1_routes = list(v1_routes)
+        self._make_v1 = v1
         self._outermost = outermost
         self._v1: ASGIApp | None = None
 
@@ -71,17 +70,11 @@ class GatewayApp(FastAPI):
         return self._outermost(super().build_middleware_stack())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._v1_routes and scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if self._make_v1 and scope["type"] == "http" and scope["path"].startswith("/v1/"):
             if self._v1 is None:  # built on first use: the error handlers are installed by then
-                # The router raises HTTPException for a method no route lists (TRACE):
-                # the app's own handler renders it, as on FastAPI's path, never a 500.
-                handlers = {
-                    k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)
-                }
                 self._v1 = self._outermost(
                     ServerErrorMiddleware(
-                        ExceptionMiddleware(Router(routes=self._v1_routes), handlers=handlers),
-                        handler=self.exception_handlers.get(Exception),
+                        self._make_v1(self.state), handler=self.exception_handlers.get(Exception)
                     )
                 )
             scope["app"] = self  # what `request.app` reads (the runtime, the settings)
@@ -120,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     app = GatewayApp(
-        v1_routes=v1.routes,
+        v1=v1.V1App,
         outermost=guarded,
         title="TAC Gateway",
         version="0.1.0",

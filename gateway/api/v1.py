@@ -1,22 +1,24 @@
-"""The OpenAI-compatible API: each route turns the HTTP request into a `Call`, hands it to
-the pipeline, and renders the `Outcome`.
+"""The OpenAI-compatible API: each request becomes a `Call`, the pipeline decides, and the
+`Outcome` is written back.
 
-Plain Starlette routes, not FastAPI ones: FastAPI's per-request dependency solving would
-only add cost on the hottest path (measured with bench/run.py). Their OpenAPI description
-is declared separately, in `gateway.api.v1_schema`.
+Plain ASGI, not FastAPI or Starlette routes: this is the hottest path, and a request
+here needs no request object, header mapping, router scan or response object (measured
+with bench/v1_dispatch.py). `V1App` finds the endpoint by exact path, reads the five
+headers the pipeline uses in one pass over the raw list, and sends a whole answer as two
+ASGI messages. Their OpenAPI description is declared separately, in
+`gateway.api.v1_schema`; `routes` lists the same endpoints for FastAPI's route table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 import orjson
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.incoming import body_chunks
-from gateway.api.render import JSON, decision_headers, openai_error, server_timing
+from gateway.api.render import decision_headers, openai_error, server_timing
 from gateway.api.stream import SseResponse
 from gateway.audit.event import Delivery
 from gateway.audit.usage import audit_usage
@@ -27,8 +29,80 @@ from gateway.pipeline.timing import NO_CLOCK, StageClock
 from gateway.reasons import Reason
 from gateway.runtime import Runtime
 
+# path → (endpoint, the one method it serves)
+_EXACT: dict[str, tuple[str, str]] = {
+    "/v1/chat/completions": ("chat.completions", "POST"),
+    "/v1/completions": ("completions", "POST"),
+    "/v1/responses": ("responses", "POST"),
+    "/v1/embeddings": ("embeddings", "POST"),
+    "/v1/models": ("models", "GET"),
+}
+_RETRIEVE = "/v1/models/"
+_WANTED = frozenset({b"authorization", b"content-length", b"dpop", b"user-agent"})
+_JSON_TYPE = (b"content-type", b"application/json")
 
-def _disconnected(receive: Receive):  # type: ignore[no-untyped-def]
+
+class V1App:
+    """Every `/v1/...` request: the pipeline for a known endpoint and method, an audited
+    404 or 405 otherwise. `state` is the app's (`runtime`, `server_timing`)."""
+
+    def __init__(self, state: object) -> None:
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        model_id = None
+        known = _EXACT.get(path)
+        if known is None and path.startswith(_RETRIEVE) and len(path) > len(_RETRIEVE):
+            known, model_id = ("models.retrieve", "GET"), path[len(_RETRIEVE) :]
+        if known is None:
+            refusal: GatewayError = NotFound(Reason.NOT_FOUND, f"There is no route {path[:200]}.")
+            call = self._call(scope, receive, "unmatched", refusal=refusal)
+        elif method != known[1]:
+            refusal = MethodNotAllowed(
+                Reason.METHOD_NOT_ALLOWED,
+                f"{method} is not allowed on {path}; use {known[1]}.",
+                headers={"Allow": known[1]},
+            )
+            call = self._call(scope, receive, "unmatched", refusal=refusal)
+        else:
+            call = self._call(scope, receive, known[0], model_id=model_id)
+        runtime: Runtime = self._state.runtime  # type: ignore[attr-defined]
+        outcome = await handle(runtime, call)
+        timing = server_timing(call.clock.laps) if call.clock.laps else None
+        await _respond(outcome, timing, scope, receive, send)
+
+    def _call(self, scope: Scope, receive: Receive, endpoint: str, **extra: object) -> Call:
+        found: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in _WANTED and name not in found:  # the first one, as Starlette reads
+                found[name] = value
+        declared = found.get(b"content-length")
+        agent = found.get(b"user-agent")
+        client = scope.get("client")
+        return Call(
+            endpoint=endpoint,
+            authorization=_text(found.get(b"authorization")),
+            disconnected=_disconnected(receive),
+            body=body_chunks(receive),
+            declared_length=int(declared) if declared and declared.isdigit() else None,
+            method=scope["method"],
+            path=scope["path"],
+            dpop=_text(found.get(b"dpop")),
+            source=client[0] if client else None,
+            user_agent=_text(agent[:300]) if agent else None,
+            clock=StageClock() if self._state.server_timing else NO_CLOCK,  # type: ignore[attr-defined]
+            **extra,  # type: ignore[arg-type]
+        )
+
+
+def _text(value: bytes | None) -> str | None:
+    # Header bytes are Latin-1 (RFC 9110 §5.5), as Starlette decodes them.
+    return value.decode("latin-1") if value is not None else None
+
+
+def _disconnected(receive: Receive) -> Callable[[], Awaitable[None]]:
     async def wait() -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
@@ -36,52 +110,46 @@ def _disconnected(receive: Receive):  # type: ignore[no-untyped-def]
     return wait
 
 
-def _call(request: Request, endpoint: str, **extra: object) -> Call:
-    declared = request.headers.get("content-length")
-    return Call(
-        endpoint=endpoint,
-        authorization=request.headers.get("authorization"),
-        disconnected=_disconnected(request.receive),
-        body=body_chunks(request.receive),
-        declared_length=int(declared) if declared and declared.isdigit() else None,
-        method=request.method,
-        path=request.scope["path"],
-        dpop=request.headers.get("dpop"),
-        source=request.client.host if request.client else None,
-        user_agent=(request.headers.get("user-agent") or "")[:300] or None,
-        clock=StageClock() if request.app.state.server_timing else NO_CLOCK,
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-async def _run(request: Request, call: Call) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    response = render(await handle(runtime, call))
-    if call.clock.laps:
-        response.headers["server-timing"] = server_timing(call.clock.laps)
-    return response
-
-
-def render(outcome: Outcome) -> Response:
+async def _respond(
+    outcome: Outcome, timing: str | None, scope: Scope, receive: Receive, send: Send
+) -> None:
     headers = decision_headers(outcome.decision_id) | dict(outcome.headers)
+    if timing is not None:
+        headers["server-timing"] = timing
     if isinstance(outcome, Answered):
-        done = BackgroundTask(_delivered, outcome) if outcome.report else None
-        return Response(outcome.body, outcome.status, headers, media_type=JSON, background=done)
+        await _send_json(send, outcome.status, headers, outcome.body)
+        if outcome.report is not None:
+            # After the last byte was handed to the server: how the answer ended.
+            usage = audit_usage(outcome.usage)
+            outcome.report(Delivery(outcome.status, usage, len(outcome.body), False))
+        return
     if isinstance(outcome, Streamed):
-        return SseResponse(outcome.stream, headers, report=outcome.report)
+        await SseResponse(outcome.stream, headers, report=outcome.report)(scope, receive, send)
+        return
     if isinstance(outcome, Listed):
-        return Response(_models_body(outcome), 200, headers, media_type=JSON)
+        await _send_json(send, 200, headers, _models_body(outcome))
+        return
     if isinstance(outcome, Refused):
-        return openai_error(outcome.error, outcome.decision_id)
+        response = openai_error(outcome.error, outcome.decision_id)
+        if timing is not None:
+            response.headers["server-timing"] = timing
+        await response(scope, receive, send)
+        return
     assert isinstance(outcome, Gone)
-    return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+    # nginx's "client closed request": nobody reads it.
+    await send(
+        {"type": "http.response.start", "status": 499, "headers": [(b"content-length", b"0")]}
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
-def _delivered(outcome: Answered) -> None:
-    """After a whole body was sent: its outcome (usage as the pipeline metered it)."""
-    assert outcome.report is not None
-    body = outcome.body
-    outcome.report(Delivery(outcome.status, audit_usage(outcome.usage), len(body), False))
+async def _send_json(send: Send, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append(_JSON_TYPE)
+    raw.append((b"content-length", str(len(body)).encode()))
+    start: Message = {"type": "http.response.start", "status": status, "headers": raw}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
 
 
 def _model(name: str) -> dict[str, object]:
@@ -94,39 +162,21 @@ def _models_body(listed: Listed) -> bytes:
     return orjson.dumps({"object": "list", "data": [_model(m) for m in listed.models]})
 
 
-def _endpoint(name: str, method: str):  # type: ignore[no-untyped-def]
-    """A handler for one path: the pipeline for `method`, an audited 405 for the others."""
+class _Endpoint:
+    """One route of FastAPI's table, served by the same `V1App` (an ASGI endpoint)."""
 
-    async def handler(request: Request) -> Response:
-        if request.method != method:
-            refusal: GatewayError = MethodNotAllowed(
-                Reason.METHOD_NOT_ALLOWED,
-                f"{request.method} is not allowed on {request.url.path}; use {method}.",
-                headers={"Allow": method},
-            )
-            return await _run(request, _call(request, "unmatched", refusal=refusal))
-        model_id = request.path_params.get("model_id")
-        return await _run(request, _call(request, name, model_id=model_id))
-
-    return handler
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await V1App(scope["app"].state)(scope, receive, send)
 
 
-async def _not_found(request: Request) -> Response:
-    refusal = NotFound(Reason.NOT_FOUND, f"There is no route {request.url.path[:200]}.")
-    return await _run(request, _call(request, "unmatched", refusal=refusal))
-
-
-# Every method reaches the handler, which audits a wrong one as 405 (Starlette would
-# otherwise answer 405 itself, unaudited; a plain function endpoint defaults to GET).
-_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Every method reaches the app, which audits a wrong one as 405 (Starlette would otherwise
+# answer 405 itself, unaudited).
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+_ENDPOINT = _Endpoint()
 
 routes: list[BaseRoute] = [
-    Route("/v1/chat/completions", _endpoint("chat.completions", "POST"), methods=_ANY),
-    Route("/v1/completions", _endpoint("completions", "POST"), methods=_ANY),
-    Route("/v1/responses", _endpoint("responses", "POST"), methods=_ANY),
-    Route("/v1/embeddings", _endpoint("embeddings", "POST"), methods=_ANY),
-    Route("/v1/models", _endpoint("models", "GET"), methods=_ANY),
-    Route("/v1/models/{model_id:path}", _endpoint("models.retrieve", "GET"), methods=_ANY),
+    *(Route(path, _ENDPOINT, methods=_ANY) for path in _EXACT),
+    Route("/v1/models/{model_id:path}", _ENDPOINT, methods=_ANY),
     # Last: anything else under /v1 is a 404 with a decision id and an audit record.
-    Route("/v1/{rest:path}", _not_found, methods=_ANY),
+    Route("/v1/{rest:path}", _ENDPOINT, methods=_ANY),
 ]

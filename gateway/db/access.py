@@ -99,9 +99,9 @@ class AsyncRequestDb:
         # instead of three, and no Connection object: ~50 µs CPU per read here). Nothing
         # is begun on it, so returning it resets nothing and does no I/O.
         pooled = await self._engine.raw_connection()
+        driver = pooled.driver_connection
+        assert driver is not None  # a checked-out connection is open
         try:
-            driver = pooled.driver_connection
-            assert driver is not None  # a checked-out connection is open
             # asyncpg prepares the text once per connection (its statement cache) and runs
             # it outside any transaction: autocommit, so it sees the latest commit.
             rows = await driver.fetch(compiled.sql, *args)
