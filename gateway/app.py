@@ -43,12 +43,12 @@ def _as_is(app: ASGIApp) -> ASGIApp:
 
 
 class GatewayApp(FastAPI):
-    """FastAPI, with the `/v1` model API served by its own routes straight away.
+    """FastAPI, with the `/v1` model API served by its own ASGI app straight away.
 
-    The `/v1` routes are plain Starlette routes that never raise (the pipeline renders
-    every outcome), so FastAPI's middleware stack (exception telemetry, body limit,
+    `v1.V1App` never raises for a refusal (the pipeline renders every outcome) and routes
+    every method itself, so FastAPI's middleware stack (exception telemetry, body limit,
     exception middleware, exit stack) and the matching of every other route add only cost
-    on the hottest path (bench/v1_dispatch.py). They keep the error net: an unexpected
+    on the hottest path (bench/v1_dispatch.py). It keeps the error net: an unexpected
     exception still becomes the OpenAI-format 500 of the app's `Exception` handler.
     Everything else, and `/v1` in the OpenAPI description, goes through FastAPI as before.
     `outermost` wraps both paths alike (the transport guard, `gateway/api/hardening.py`).

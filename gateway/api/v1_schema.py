@@ -1,6 +1,6 @@
 """The OpenAPI description of the `/v1` routes, declared apart from the routes themselves.
 
-The `/v1` routes are plain Starlette routes (no per-request validation cost); these
+The `/v1` routes are plain ASGI (`gateway/api/v1.py`, no per-request validation cost); these
 declarations only feed `/openapi.json`. `tests/api/test_openapi.py` checks that every
 served route is described and that real answers match the schemas.
 """
