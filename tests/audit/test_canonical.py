@@ -111,7 +111,13 @@ def test_timestamps_are_the_text_strftime_writes() -> None:
     # The fast formatting must not change a byte of any event: compare it with the
     # strftime form it replaced, over random instants, offsets and years below 1000.
     rng = random.Random(8785)
-    zones = [UTC, timezone.utc, timezone(timedelta(hours=-7)), timezone(timedelta(minutes=345))]
+    # a zero offset that is not the UTC singleton takes the conversion path
+    zones = [
+        UTC,
+        timezone(timedelta(0), "Z"),
+        timezone(timedelta(hours=-7)),
+        timezone(timedelta(minutes=345)),
+    ]
     for _ in range(3000):
         ts = datetime(
             rng.choice([1, 5, 999, 1000, 1970, 2026, 9998]),
