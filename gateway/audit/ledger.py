@@ -100,6 +100,18 @@ def _sql(conn: Connection, text: str) -> str:
     return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
 
 
+_INSERT_LEAF_QMARK = (
+    "INSERT INTO tlog_leaf (leaf_index, decision_id, kind, leaf_hash, nodes, event)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+# The SQL text once per paramstyle (True: qmark), not rebuilt per batch; the driver keeps
+# the statement prepared (sqlite3's statement cache, asyncpg's prepared statements).
+_INSERT_LEAF = {
+    True: _INSERT_LEAF_QMARK,
+    False: _INSERT_LEAF_QMARK.replace("?, ?, ?, ?, ?, ?", "$1, $2, $3, $4, $5, $6"),
+}
+
+
 def _lock(conn: Connection) -> int:
     """Take the append lock until commit; return the log's size as committed now.
 
@@ -150,11 +162,7 @@ def append(
     completed, edge = append_leaves(size, tip.frontier, hashes)
     if leaves:
         conn.exec_driver_sql(
-            _sql(
-                conn,
-                "INSERT INTO tlog_leaf (leaf_index, decision_id, kind, leaf_hash, nodes, event)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-            ),
+            _INSERT_LEAF[conn.dialect.paramstyle == "qmark"],
             [
                 (size + i, leaf.decision_id, leaf.kind, h, b"".join(nodes), leaf.event)
                 for i, (leaf, h, nodes) in enumerate(zip(leaves, hashes, completed, strict=True))

@@ -67,7 +67,7 @@ class AuditDraft:
         self.committed = True
         elapsed = time.perf_counter() - self._started
         decision = "allow" if allow else "deny"
-        who = self._who()
+        who = self._who()  # the row's ids and the event's actor alike
         row: dict[str, Any] = {
             "id": self.decision_id,
             "ts": self._ts,
@@ -95,10 +95,9 @@ class AuditDraft:
             self._metrics.audit_failures.inc()
             raise
         # Label values come from the catalog and tier list only, never from caller input.
-        self._metrics.requests.labels(
-            self.endpoint, self.tier or "none", self.model or "none", decision, reasons[0]
-        ).inc()
-        self._metrics.latency.labels(self.endpoint, decision).observe(elapsed)
+        self._metrics.count_decision(
+            self.endpoint, self.tier or "none", self.model or "none", decision, reasons[0], elapsed
+        )
 
     def report_delivery(self, delivery: Delivery) -> None:
         """Log how the response ended (an outcome leaf), once it was sent; nobody waits.
@@ -123,11 +122,20 @@ class AuditDraft:
         self._writer.record_later(leaf)
 
     def _who(self) -> Actor:
-        """The actor's ids: the verified token's, else what the endpoint named, else none."""
+        """The actor: the verified token's ids, else what the endpoint named, else none;
+        with the caller's address and user agent as the gateway saw them."""
         p = self.principal
         if p is not None:
-            return Actor(p.subject, p.org_id, p.client_id, p.token_id)
-        return self.named or _NOBODY
+            return Actor(p.subject, p.org_id, p.client_id, p.token_id, self.source, self.user_agent)
+        named = self.named or _NOBODY
+        return Actor(
+            named.subject,
+            named.org_id,
+            named.client_id,
+            named.token_id,
+            self.source,
+            self.user_agent,
+        )
 
     def _leaf(
         self, who: Actor, *, allow: bool, status: int, reasons: Sequence[str], elapsed: float
@@ -137,14 +145,7 @@ class AuditDraft:
             ts=self._ts,
             action=self.action or _action(self.endpoint),
             endpoint=self.endpoint,
-            actor=Actor(
-                subject=who.subject,
-                org_id=who.org_id,
-                client_id=who.client_id,
-                token_id=who.token_id,
-                source=self.source,
-                user_agent=self.user_agent,
-            ),
+            actor=who,
             tier=self.tier,
             model=self.model,
             allow=allow,

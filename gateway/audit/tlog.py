@@ -70,11 +70,12 @@ def append_leaves(
         raise ProofError(f"a tree of size {size} has {size.bit_count()} frontier hashes")
     stack = list(frontier)
     completed: list[list[bytes]] = []
+    sha256 = hashlib.sha256  # node_hash inlined: this runs for every leaf the writer appends
     for n, h in enumerate(leaf_hashes, start=size):
         nodes = []
         # Each trailing 1 bit of n closes a subtree: fold it with its left neighbour.
         for _ in range(_trailing_ones(n)):
-            h = node_hash(stack.pop(), h)
+            h = sha256(b"\x01" + stack.pop() + h).digest()
             nodes.append(h)
         stack.append(h)
         completed.append(nodes)

@@ -93,6 +93,26 @@ class Metrics:
             registry=self.registry,
         )
 
+        # `labels(...)` takes a lock and validates and copies the label values on every
+        # call; the decision counters are hit once per request with few distinct tuples
+        # (label values come from the catalog and tier list), so their children are kept
+        # here. Same children, same counts: a cache of what `labels` would return.
+        self._decisions: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+
+    def count_decision(
+        self, endpoint: str, tier: str, model: str, decision: str, reason: str, seconds: float
+    ) -> None:
+        """One access decision: `requests` counted and its `latency` observed."""
+        key = (endpoint, tier, model, decision, reason)
+        children = self._decisions.get(key)
+        if children is None:
+            children = self._decisions[key] = (
+                self.requests.labels(endpoint, tier, model, decision, reason),
+                self.latency.labels(endpoint, decision),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
     def watch_screening(self, statuses: Statuses) -> None:
         """Export each catalog model's screening state at every scrape."""
         self.registry.register(_ScreeningCollector(statuses))

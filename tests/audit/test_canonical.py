@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -63,7 +64,21 @@ def test_keys_beyond_the_bmp_are_ordered_by_utf16_as_rfc8785_requires() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"f": 1.0}, {"f": 0.5}, {"i": MAX_SAFE_INT + 1}, {"i": -(2**60)}, {1: "k"}, {"s": {1, 2}}],
+    [
+        {"f": 1.0},
+        {"f": 0.5},
+        {"i": MAX_SAFE_INT + 1},
+        {"i": -(2**60)},
+        {1: "k"},
+        {"s": {1, 2}},
+        # the same, nested in objects and arrays (checked without a call per value)
+        {"a": [{"f": 1.5}]},
+        {"a": ({"k": [2**60]},)},
+        {"a": {"b": {3: "x"}}},
+        {"a": [[["ok", None, True, -(MAX_SAFE_INT + 1)]]]},
+        {"a": {"b": b"bytes"}},
+        {"a": [datetime(2026, 1, 2, tzinfo=UTC)]},
+    ],
 )
 def test_what_would_differ_from_rfc8785_is_refused(bad: dict[Any, Any]) -> None:
     with pytest.raises(NotCanonicalizable):
@@ -90,3 +105,29 @@ def test_timestamps_are_utc_with_microseconds() -> None:
     assert timestamp(datetime(2026, 1, 2, tzinfo=UTC)) == "2026-01-02T00:00:00.000000Z"
     with pytest.raises(ValueError, match="naive"):
         timestamp(datetime(2026, 1, 2))
+
+
+def test_timestamps_are_the_text_strftime_writes() -> None:
+    # The fast formatting must not change a byte of any event: compare it with the
+    # strftime form it replaced, over random instants, offsets and years below 1000.
+    rng = random.Random(8785)
+    # a zero offset that is not the UTC singleton takes the conversion path
+    zones = [
+        UTC,
+        timezone(timedelta(0), "Z"),
+        timezone(timedelta(hours=-7)),
+        timezone(timedelta(minutes=345)),
+    ]
+    for _ in range(3000):
+        ts = datetime(
+            rng.choice([1, 5, 999, 1000, 1970, 2026, 9998]),
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.randint(0, 23),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            rng.choice([0, 1, 55050, 999999, rng.randint(0, 999999)]),
+            tzinfo=rng.choice(zones),
+        )
+        expected = ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert timestamp(ts) == expected
