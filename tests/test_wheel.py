@@ -2,7 +2,8 @@
 
 Builds the wheel from a copy of the source tree (an in-tree build reuses ./build, where
 files deleted from the repository linger), installs it into a new virtualenv that cannot
-see this checkout, and runs the gateway from an empty directory until /readyz is 200.
+see this checkout — the dependencies hash-checked from requirements.lock, then the wheel
+with `--no-deps` — and runs the gateway from an empty directory until /readyz is 200.
 """
 
 from __future__ import annotations
@@ -47,18 +48,15 @@ def test_wheel_installs_and_serves_from_an_empty_directory(tmp_path: Path) -> No
     assert any(n.startswith("gateway/console/static/htmx-") for n in names)
     assert not any(n.endswith("_test.rego") for n in names)  # `opa test` files stay home
 
-    # The versions already installed here, so the install is served from the pip cache.
-    pins = [
-        line
-        for line in run([sys.executable, "-m", "pip", "freeze"]).splitlines()
-        if "==" in line and not line.lower().startswith("tac-gateway")
-    ]
-    constraints = tmp_path / "constraints.txt"
-    constraints.write_text("\n".join(pins) + "\n")
+    # As the operators' docs and the Dockerfile install it: the runtime dependencies from
+    # the lock, every wheel checked against its hash, then the package alone.
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    run([*pip, "-c", str(constraints), str(wheel)])
+    run([*pip, "--require-hashes", "-r", str(REPO_ROOT / "requirements.lock")])
+    run([*pip, "--no-deps", str(wheel)])
+    # The lock holds every dependency the wheel declares, at versions it accepts.
+    run([str(python), "-m", "pip", "check"])
 
     # Nothing from this checkout or the test environment may leak into the installed one.
     env = {

@@ -192,10 +192,11 @@ def test_policy_change_rolls_the_pods(helm_bin: Path) -> None:
 
 
 def test_ingress_exposes_the_api_not_the_metrics(helm_bin: Path) -> None:
-    """The Ingress routes /v1, /oauth and /.well-known; /metrics and probes stay internal."""
+    """The Ingress routes what defenders, organizations and the console need; /admin, /audit,
+    /metrics and the probes stay internal."""
     ingress = one(render(helm_bin, PRODUCTION_VALUES), "Ingress")
     paths = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
-    assert paths == {"/v1", "/oauth", "/.well-known"}
+    assert paths == {"/v1", "/oauth", "/.well-known", "/orgs", "/console"}
     assert ingress["spec"]["tls"][0]["hosts"] == [ingress["spec"]["rules"][0]["host"]]
 
 
