@@ -224,7 +224,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # by the transport guard's body limits (gateway/api/hardening.py).
         if request.url.path in _OAUTH_PATHS:
             return oauth_error(exc.status, Reason.INVALID_REQUEST, exc.message)
-        await audit_refused_action(request, exc)
+        await audit_refused_action(request.app.state.runtime, request, exc)
         return openai_error(exc)
 
     @app.exception_handler(Exception)

@@ -24,6 +24,7 @@ from gateway.api.admin_schema import MAX_ROW_ID
 from gateway.api.deps import RuntimeDep
 from gateway.errors import Forbidden, GatewayError, NotFound
 from gateway.reasons import Reason
+from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def Permit(action: str) -> Any:
     return Depends(permit(action))
 
 
-async def audit_refused_action(request: Request, error: GatewayError) -> None:
+async def audit_refused_action(rt: Runtime, request: Request, error: GatewayError) -> None:
     """A permitted admin change refused by its state (404, 409, ...) is an audit event,
     as its permission refusal would have been. A store that cannot take it (then down
     for the action too) is logged, and the caller still gets the action's own error."""
@@ -142,7 +143,6 @@ async def audit_refused_action(request: Request, error: GatewayError) -> None:
     if not 400 <= error.status < 500 or error.status == 403:
         return
     actor, action, target = permitted
-    rt = request.app.state.runtime
     try:
         await record_refusal(
             rt.admin.engine,

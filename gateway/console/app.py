@@ -19,8 +19,9 @@ from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
+from gateway.api.admin_deps import audit_refused_action
 from gateway.console import audit, auth, models, oidc, orgs, overview
-from gateway.console.guard import SignInRequired
+from gateway.console.guard import SignInRequired, get_runtime
 from gateway.console.headers import SecurityHeaders
 from gateway.console.render import is_htmx, page
 from gateway.errors import GatewayError
@@ -61,6 +62,7 @@ def _install_error_pages(console: FastAPI) -> None:
 
     @console.exception_handler(GatewayError)
     async def _refused(request: Request, exc: GatewayError) -> Response:
+        await audit_refused_action(get_runtime(request), request, exc)
         return _error(request, exc.status, exc.reason, exc.message, exc.headers)
 
     @console.exception_handler(RateLimitExceeded)

@@ -102,6 +102,9 @@ def posted(action: str) -> Callable[..., Awaitable[Posted]]:
         target = page_target(request)
         target |= {k: form[k] for k in _TARGET_FIELDS if form.get(k)}
         await authorize(rt, actor=session.actor, action=action, target=target)
+        # Permitted: a refusal the move meets later (its state: 409 proof_missing, 404) is
+        # audited by the console's error handler, as the API's is.
+        request.state.admin_action = (session.actor, action, target)
         return Posted(session=session, form=form)
 
     return check

@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import text
 from starlette.responses import Response
 
+from gateway.admin import ops
 from gateway.console import auth
 from gateway.console.headers import CSP
 from gateway.settings import Settings
@@ -199,4 +200,30 @@ def test_no_inline_script_and_the_csp_forbids_it(site: Site) -> None:
         assert page.locator("[style]").count() == 0
         assert page.evaluate("typeof htmx") == "object"  # the vendored htmx did load
     assert violations == []
+    page.context.close()
+
+
+def test_a_move_the_state_refuses_is_audited(site: Site) -> None:
+    """An approval the policy permits but the organization's state refuses (no domain
+    proof: 409 `proof_missing`) is an audit event naming the admin, as on the API."""
+
+    async def unproven(engine: object) -> str:
+        org = await ops.create_org(engine, name="Unproven Grid", status="verifying")  # type: ignore[arg-type]
+        return str(org.id)
+
+    org_id = str(site.run(unproven))
+    page = site.sign_in(ADMIN)
+    page.goto(f"{site.url}/orgs/{org_id}")
+    refused = page.request.post(
+        f"{site.url}/orgs/{org_id}/approve",
+        form={"csrf": _csrf(page), "tier": "verified", "reason": "looks fine"},
+        max_redirects=0,
+    )
+    assert refused.status == 409 and "proof_missing" in refused.text()
+    assert _status(site, org_id) == "verifying"
+    rows = site.audit_rows(org_id=org_id, endpoint="admin.org.approve")
+    assert [(r["decision"], r["subject"], r["status"]) for r in rows] == [
+        ("deny", f"console:{ADMIN[0]}", 409)
+    ]
+    assert orjson.loads(rows[0]["reasons"]) == ["proof_missing"]
     page.context.close()
