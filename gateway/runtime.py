@@ -120,7 +120,11 @@ class Runtime:
 async def start_runtime(settings: Settings) -> Runtime:
     bundle = load_bundle(settings.policy_dir)
     tiers = Tiers(bundle.tiers)
-    store = make_request_db(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    store = make_request_db(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.database_pool_size,
+    )
     # Keys first: the verifier loads them, and a wrong KEK must stop the start here.
     sealer = sealer_for(settings)
     await prepare_signing_keys(settings, sealer)

@@ -88,6 +88,10 @@ class AsyncRequestDb:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def read(self, query: Executable, params: dict[str, Any]) -> Sequence[Row[Any]]:
         async with self._engine.connect() as conn:
             return (await conn.execute(query, params)).all()
@@ -238,7 +242,7 @@ async def _answers(db: RequestDb) -> bool:
     return True
 
 
-def make_request_db(url: str, *, sqlite_synchronous: str) -> RequestDb:
+def make_request_db(url: str, *, sqlite_synchronous: str, pool_size: int = 20) -> RequestDb:
     if is_sqlite(url):
         return SqliteRequestDb(make_sync_sqlite_engine(url, sqlite_synchronous=sqlite_synchronous))
-    return AsyncRequestDb(make_engine(url))
+    return AsyncRequestDb(make_engine(url, pool_size=pool_size, max_overflow=0))

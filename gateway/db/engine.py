@@ -18,11 +18,16 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+def make_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
     if not is_sqlite(url):
         # No pre-ping: it is one more round trip on every request. A connection that died
         # fails its request with 503 (fail closed) and is replaced; recycling bounds its age.
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=300)
+        # (The request path's pool: `Settings.database_pool_size`, no overflow.)
+        return create_async_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=300
+        )
     _ensure_parent(url)
     engine = create_async_engine(url)
     _install_pragmas(engine.sync_engine, sqlite_synchronous)

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import event, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import ops
-from gateway.db.access import RequestDb, make_request_db
+from gateway.db.access import AsyncRequestDb, RequestDb, make_request_db
 from gateway.db.engine import make_engine
 from gateway.db.models import Client, RevokedToken
 from gateway.reasons import Reason
@@ -216,6 +216,25 @@ async def test_after_a_restart_one_read_fails_not_one_per_pooled_connection(pg_u
             except OperationalError:
                 failed += 1
         assert failed == 1
+    finally:
+        await db.close()
+        await engine.dispose()
+
+
+async def test_the_request_pool_never_opens_more_than_its_size(pg_url: str) -> None:
+    """64 reads at once on a pool of 4 (no overflow): all succeed through four connections —
+    callers wait for one instead of opening one that is closed again on return."""
+    engine = make_engine(pg_url)
+    db = make_request_db(pg_url, sqlite_synchronous="FULL", pool_size=4)
+    assert isinstance(db, AsyncRequestDb)
+    opened: list[object] = []
+    event.listen(db.engine.sync_engine, "connect", lambda conn, record: opened.append(conn))
+    try:
+        _, client = await _client(Store(engine, db), "pooled")
+        params = {"client_id": client, "subject": "s", "jti": "j"}
+        rows = await asyncio.gather(*(db.fetch(STANDING, params) for _ in range(64)))
+        assert all(rows)
+        assert 1 <= len(opened) <= 4
     finally:
         await db.close()
         await engine.dispose()
