@@ -20,7 +20,7 @@ import contextlib
 import logging
 import math
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
@@ -161,32 +161,23 @@ class Limiter:
         standings: list[Standing]
         held: Held | None
         try:
+            # One admission, memory or Redis: the same counts in the same order.
+            call: dict[str, Any] = {
+                "rates": self._items,
+                "in_flight": quota.in_flight,
+                "tokens": quota.tokens_per_minute,
+                "budget": quota.daily_tokens,
+                "requests": quota.requests_per_minute,
+                "reserve": reserve,
+                "subject": subject,
+                "org": org,
+                "model": model,
+                "member": request_id,
+            }
             if self._local is not None:
-                standings, held = self._local.admit(
-                    rates=self._items,
-                    in_flight=quota.in_flight,
-                    tokens=quota.tokens_per_minute,
-                    budget=quota.daily_tokens,
-                    requests=quota.requests_per_minute,
-                    reserve=reserve,
-                    subject=subject,
-                    org=org,
-                    model=model,
-                    member=request_id,
-                )
+                standings, held = self._local.admit(**call)
             elif self._redis is not None:
-                standings, held = await self._redis.admit(
-                    rates=self._items,
-                    in_flight=quota.in_flight,
-                    tokens=quota.tokens_per_minute,
-                    budget=quota.daily_tokens,
-                    requests=quota.requests_per_minute,
-                    reserve=reserve,
-                    subject=subject,
-                    org=org,
-                    model=model,
-                    member=request_id,
-                )
+                standings, held = await self._redis.admit(**call)
             else:
                 await self._hit_steps(subject)
                 if quota in (_NO_LIMITS, _NO_LIMITS_OPEN):
