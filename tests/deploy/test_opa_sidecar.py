@@ -19,7 +19,7 @@ import pytest
 
 from gateway.policy.bundle import load_bundle
 from tests.deploy.chart import containers, one, render
-from tests.support.services import POLICY_DIR, free_port
+from tests.support.services import POLICY_DIR, end_process, free_port
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -79,12 +79,7 @@ def sidecar(
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{api}", volume
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
 
 
 def test_sidecar_loads_the_configmap_once_and_decides(sidecar: tuple[str, Path]) -> None:

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.faults.load import metric
 from tests.support.gateway import GatewayFactory
@@ -18,29 +15,19 @@ BODY = {"model": "general", "messages": [{"role": "user", "content": "hi"}]}
 WAIT_S = 10.0
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Redis]:
-    server = Redis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_redis_outage_fails_closed_and_recovers(
-    gateway_factory: GatewayFactory, redis: Redis
+    gateway_factory: GatewayFactory, stoppable_redis: Redis
 ) -> None:
     """Regression: with Redis down, chat and the token endpoint answered 500 and /readyz
     said ready. Now: 503 limits_unavailable (audited), /readyz not ready, and normal
     service once Redis is back, without restarting the gateway."""
-    gw = gateway_factory.start(rate_limit_storage=redis.url)
+    gw = gateway_factory.start(rate_limit_storage=stoppable_redis.url)
     token = gw.token("public")
     headers = {"authorization": f"Bearer {token}"}
     url = f"{gw.base_url}/v1/chat/completions"
     assert httpx.post(url, json=BODY, headers=headers).status_code == 200
 
-    redis.stop()
+    stoppable_redis.stop()
     down = httpx.post(url, json=BODY, headers=headers)
     assert down.status_code == 503, down.text
     assert down.json()["error"]["code"] == "limits_unavailable"
@@ -61,7 +48,7 @@ def test_redis_outage_fails_closed_and_recovers(
     assert token_reply.status_code == 503, token_reply.text
     assert token_reply.json()["error"] == "limits_unavailable"
 
-    redis.start()
+    stoppable_redis.start()
     deadline = time.monotonic() + WAIT_S
     while (reply := httpx.post(url, json=BODY, headers=headers)).status_code != 200:
         assert time.monotonic() < deadline, reply.text

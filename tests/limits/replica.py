@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from gateway.settings import Settings
-from tests.support.services import REPO_ROOT, free_port
+from tests.support.services import REPO_ROOT, end_process, free_port
 
 START_S = 30.0
 
@@ -50,12 +50,7 @@ def spawn_replica(settings: Settings, directory: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         log.close()
 
 

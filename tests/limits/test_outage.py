@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,23 +16,13 @@ from tests.support.services import StoppableRedis as Redis
 WAIT_S = 10.0
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Redis]:
-    server = Redis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_outage_per_tier(
-    gateway_factory: GatewayFactory, redis: Redis, caplog: pytest.LogCaptureFixture
+    gateway_factory: GatewayFactory, stoppable_redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """`public` fails open, `verified` fails closed (the default), on the same gateway."""
     limits = {"requests_per_minute": 3, "tokens_per_minute": 0, "daily_tokens": 0}
     gw = gateway_factory.start(
-        rate_limit_storage=redis.url,
+        rate_limit_storage=stoppable_redis.url,
         tier_limits={
             "public": {**limits, "in_flight": 2, "on_outage": "open"},
             "verified": {**limits, "in_flight": 2},
@@ -44,7 +32,7 @@ def test_outage_per_tier(
     assert post_chat(gw.base_url, public).status_code == 200
     assert post_chat(gw.base_url, verified).status_code == 200
 
-    redis.stop()
+    stoppable_redis.stop()
     with caplog.at_level(logging.WARNING, logger="gateway.limits.limiter"):
         admitted = [post_chat(gw.base_url, public) for _ in range(5)]  # over its 3 a minute
     assert [r.status_code for r in admitted] == [200] * 5
@@ -57,7 +45,7 @@ def test_outage_per_tier(
     assert down.json()["error"]["code"] == "limits_unavailable"
     assert gw.audit_row(down.headers["x-decision-id"])["status"] == 503
 
-    redis.start()
+    stoppable_redis.start()
     deadline = time.monotonic() + WAIT_S
     while (back := post_chat(gw.base_url, verified)).status_code != 200:
         assert time.monotonic() < deadline, back.text

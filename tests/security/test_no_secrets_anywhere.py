@@ -28,7 +28,7 @@ from gateway.admin.actor import Actor
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
 from tests.support.screening import seed_reports
-from tests.support.services import free_port
+from tests.support.services import end_process, free_port
 
 SERVER = """
 import logging, sys, uvicorn
@@ -102,12 +102,7 @@ def gateway_process(tmp_path: Path, dedicated_upstream: str) -> Iterator[dict[st
             time.sleep(0.1)
         yield {**seeded, "base": base, "url": url, "upstream_key": upstream_key, "tmp": tmp_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         out.close()
         err.close()
 

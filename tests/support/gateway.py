@@ -35,7 +35,7 @@ from gateway.issuer.keys import SigningKey, from_pem
 from gateway.settings import Settings, UpstreamSettings
 from tests.support.dpop import DpopAuth, DpopKey
 from tests.support.screening import seed_reports
-from tests.support.services import free_port
+from tests.support.services import end_process, free_port
 from tests.support.uvicorn_server import serve
 
 __all__ = [
@@ -264,7 +264,7 @@ class GatewayFactory:
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
-        self._stack.callback(_stop, proc)
+        self._stack.callback(end_process, proc)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -284,15 +284,6 @@ class GatewayFactory:
 
     def close(self) -> None:
         self._stack.close()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 async def _seed(engine: Any, gw: RunningGateway, upstream: str, *, screened: bool) -> None:

@@ -33,11 +33,13 @@ __all__ = [
     "StoppableOpa",
     "StoppablePostgres",
     "StoppableRedis",
+    "end_process",
     "free_port",
     "opa_bin",
     "opa_server",
     "postgres_url",
     "redis_url",
+    "stoppable_redis",
     "tlogverify_bin",
 ]
 
@@ -180,7 +182,7 @@ def _wait_for_port(port: int, what: str, proc: subprocess.Popen[bytes] | None = 
             time.sleep(0.05)
 
 
-def _end(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+def end_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     """Signal `proc` and reap it (SIGKILL if it lingers)."""
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -214,8 +216,19 @@ class StoppableRedis:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _end(self.proc)
+            end_process(self.proc)
             self.proc = None
+
+
+@pytest.fixture
+def stoppable_redis(tmp_path: Path) -> Iterator[StoppableRedis]:
+    """A started `StoppableRedis` for one test (outages: stop it, start it again)."""
+    server = StoppableRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _pg_bin() -> Path:
@@ -308,5 +321,5 @@ class StoppableOpa:
 
     def kill(self) -> None:
         if self.proc is not None:
-            _end(self.proc, signal.SIGKILL)
+            end_process(self.proc, signal.SIGKILL)
             self.proc = None
