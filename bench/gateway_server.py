@@ -26,7 +26,7 @@ from gateway.settings import Settings
 
 
 def _serve(settings: Settings, port: int) -> None:
-    run_server(create_app(settings), host="127.0.0.1", port=port, settings=settings)
+    run_server(create_app(settings, served=True), host="127.0.0.1", port=port, settings=settings)
 
 
 def _serve_workers(settings_file: Path, port: int, workers: int) -> None:
@@ -36,7 +36,36 @@ def _serve_workers(settings_file: Path, port: int, workers: int) -> None:
     run_workers(host="127.0.0.1", port=port, workers=workers)
 
 
+def _gc_stats(out: Path) -> None:
+    """Time every garbage collection (BENCH_GC_STATS=<file>): written at exit."""
+    import atexit
+    import gc
+
+    spent = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            entry = spent[info["generation"]]
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started[0]
+            if time.monotonic() - written[0] > 1.0:  # the process may end by a signal
+                written[0] = time.monotonic()
+                dump()
+
+    def dump() -> None:
+        out.write_text(json.dumps({g: {"n": n, "s": round(s, 4)} for g, (n, s) in spent.items()}))
+
+    written = [time.monotonic()]
+    gc.callbacks.append(on_gc)
+    atexit.register(dump)
+
+
 def main() -> None:
+    if os.environ.get("BENCH_GC_STATS"):
+        _gc_stats(Path(os.environ["BENCH_GC_STATS"]))
     settings = Settings(**json.loads(Path(sys.argv[1]).read_text()))
     port = int(sys.argv[2])
     workers = int(os.environ.get("BENCH_WORKERS", "1"))

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway import heap
 from gateway.api import admin, admin_schema, audit, health, oauth, orgs, usage, v1, v1_schema
 from gateway.api.admin_deps import audit_refused_action
 from gateway.api.hardening import Hardening
@@ -83,7 +84,9 @@ class GatewayApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, served: bool = False) -> FastAPI:
+    """`served`: the app of a server process that runs it until it exits; its heap is
+    settled after startup (`gateway/heap.py`)."""
     # authlib logs issued tokens at DEBUG; a debug log level must never write credentials.
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
 
@@ -91,6 +94,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime = await start_runtime(settings)
         _reload_on_sighup(runtime)
+        if served:
+            heap.settle()
         try:
             yield
         finally:
@@ -151,7 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process (`serve --workers N`): settings from the environment."""
-    return create_app(Settings())
+    return create_app(Settings(), served=True)
 
 
 async def prepare_shared_state(settings: Settings) -> None:

@@ -12,7 +12,6 @@ log has no holes where admin actions happened, and their order is the commit ord
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from gateway.audit import ledger
 from gateway.audit.canonical import canonical_bytes
 from gateway.audit.event import Actor as EventActor
 from gateway.audit.event import admin_event
+from gateway.audit.ids import new_event_id
 from gateway.db.models import AuditEvent, utcnow
 from gateway.reasons import Reason
 
@@ -50,7 +50,7 @@ async def record_admin_event(
     tier: str | None = None,
     policy_version: str | None = None,
 ) -> str:
-    event_id = uuid.uuid4().hex
+    event_id = new_event_id()
     detail = {
         "actor": actor.as_dict(),
         "action": action,
@@ -99,7 +99,7 @@ async def record_refusal(
     if not isinstance(org_id, str) or len(org_id) > 64:
         org_id = None
     row = {
-        "id": uuid.uuid4().hex,
+        "id": new_event_id(),
         "ts": utcnow(),
         "endpoint": f"admin.{action}",
         "subject": actor.subject,

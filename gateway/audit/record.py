@@ -9,7 +9,6 @@ log (`gateway/audit/event.py`, `canonical.py`).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import orjson
 
 from gateway.audit.canonical import NotCanonicalizable, canonical_bytes
 from gateway.audit.event import Actor, Delivery, PolicyRecord, decision_event, outcome_event
+from gateway.audit.ids import new_event_id
 from gateway.audit.ledger import LeafInput
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.identity.principal import Principal
@@ -30,11 +30,7 @@ log = logging.getLogger(__name__)
 class AuditDraft:
     def __init__(self, *, endpoint: str, writer: AuditWriter, metrics: Metrics) -> None:
         # Made on entry, so that every outcome (even a 401) is keyed by it.
-        # From the OS, not the `random` module: anything in the process that seeds `random`
-        # (a library, a test framework) made ids repeat and every audit write fail (found by
-        # tests/fuzz), and Mersenne Twister ids seen in headers predict the next ones.
-        # ~0.16 µs more than getrandbits.
-        self.decision_id = os.urandom(16).hex()
+        self.decision_id = new_event_id()
         self.endpoint = endpoint
         self._writer = writer
         self._metrics = metrics

@@ -55,7 +55,7 @@ def serve(
         print(startup_line(settings, host=host, port=port), f"({workers} workers)", flush=True)
         run_workers(host=host, port=port, workers=workers, settings=settings)
         return
-    app_ = create_app(settings)
+    app_ = create_app(settings, served=True)
     print(startup_line(settings, host=host, port=port), flush=True)
     run_server(app_, host=host, port=port, settings=settings)
 

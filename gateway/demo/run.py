@@ -57,7 +57,7 @@ def run_demo(*, port: int, upstream_port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     _write_env(env_file, base, clients)
     _print_intro(base, clients, env_file, screening)
-    run_server(create_app(settings), host="127.0.0.1", port=port, settings=settings)
+    run_server(create_app(settings, served=True), host="127.0.0.1", port=port, settings=settings)
 
 
 async def _seed(
