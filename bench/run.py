@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import machine  # bench/machine.py: this script's directory is on sys.path
 
 from gateway.db.engine import make_engine
 from gateway.db.migrate import upgrade
@@ -124,10 +125,9 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def _cpu_ticks(pid: int) -> int:
-    """utime + stime of the whole process (all threads), in clock ticks."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # fields from 3 (state) on
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    """utime + stime of the process and its descendants (a server's worker processes),
+    all threads, in clock ticks."""
+    return machine.cpu_ticks(machine.tree(pid))
 
 
 def _main_thread_ticks(pid: int) -> int:

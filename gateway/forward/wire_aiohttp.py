@@ -85,6 +85,10 @@ class AiohttpWire:
             timeout=self._timeout,
             # An HTTP(S)_PROXY in the environment must not reroute model traffic.
             trust_env=False,
+            # One session serves every caller: a cookie one caller's answer set must not be
+            # sent with the next caller's request. No jar also means no cookie filtering
+            # per request and no parsing of Set-Cookie per answer.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self._session
 

@@ -10,6 +10,7 @@ import openai
 import pytest
 from sqlalchemy import text
 
+from gateway.demo.upstream import create_upstream_app
 from tests.routing.support import MESSAGES, Upstreams, set_targets
 from tests.support.gateway import GatewayFactory, RunningGateway
 
@@ -134,3 +135,43 @@ def test_target_without_credential_and_no_global_key_sends_no_authorization(
     set_targets(gw, "general", {"url": a, "name": "a"})
     ask(gw)
     assert "authorization" not in upstreams.stats("a")["last_headers"]
+
+
+class _SetsCookies:
+    """ASGI middleware: every answer of the wrapped model server sets a session cookie."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def with_cookie(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                cookie = (b"set-cookie", b"upstream_session=caller-a-secret; Path=/")
+                message = {**message, "headers": [*message["headers"], cookie]}
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_a_cookie_an_upstream_sets_is_never_sent_back_nor_shown(
+    gateway_factory: GatewayFactory, upstreams: Upstreams, transport: str
+) -> None:
+    """The upstream session is shared by every caller: a cookie set in one caller's answer
+    must not ride along with the next caller's request, nor reach the caller."""
+    app = create_upstream_app("cookies")
+    app.add_middleware(_SetsCookies)
+    # By host name: aiohttp's default jar ignores cookies from an IP address.
+    url = upstreams.start("cookies", app).replace("127.0.0.1", "localhost")
+    gw = gateway_factory.start(upstream_settings={"transport": transport})
+    set_targets(gw, "general", {"url": url, "name": "cookies"})
+    for _ in range(2):
+        with gw.caller() as client:
+            r = client.post(
+                f"{gw.base_url}/v1/chat/completions",
+                json={"model": "general", "messages": MESSAGES},
+            )
+        assert r.status_code == 200, r.text
+        assert "set-cookie" not in r.headers
+    assert upstreams.requests("cookies") == 2
+    assert "cookie" not in upstreams.stats("cookies")["last_headers"]
