@@ -18,10 +18,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from audit_insert import audit_row  # bench/audit_insert.py: this directory is on sys.path
 from sqlalchemy import Engine
 
 from gateway.audit.ids import new_event_id
@@ -33,29 +32,6 @@ SCHEMES: dict[str, Callable[[], str]] = {
     "random (uuid4)": lambda: uuid.uuid4().hex,
     "time-ordered": new_event_id,
 }
-
-
-def _row(make_id: Callable[[], str]) -> dict[str, Any]:
-    return {
-        "id": make_id(),
-        "ts": datetime.now(UTC),
-        "endpoint": "chat.completions",
-        "subject": "client-1",
-        "client_id": "client-1",
-        "org_id": "org-1",
-        "token_id": "tok-1",
-        "tier": "public",
-        "model": "demo-general",
-        "decision": "allow",
-        "reasons": '["allowed"]',
-        "status": 200,
-        "policy_version": "0123456789ab",
-        "latency_ms": 1.234,
-        "request_hash": "ff" * 32,
-        "upstream_target": "a",
-        "upstream_tries": 1,
-        "detail": None,
-    }
 
 
 def _wal_frames(engine: Engine) -> int:
@@ -72,11 +48,13 @@ def _run(
         engine = make_sync_sqlite_engine(url, sqlite_synchronous="FULL")
         with engine.begin() as conn:
             for start in range(0, prefill, 10_000):
-                insert_rows(conn, [_row(make_id) for _ in range(min(10_000, prefill - start))])
+                insert_rows(
+                    conn, [audit_row(make_id()) for _ in range(min(10_000, prefill - start))]
+                )
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # count every frame written
-        work = [[_row(make_id) for _ in range(batch)] for _ in range(batches)]
+        work = [[audit_row(make_id()) for _ in range(batch)] for _ in range(batches)]
         cpu: list[float] = []
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")

@@ -26,30 +26,32 @@ from gateway.db.models import AuditEvent
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
+def audit_row(decision_id: str) -> dict[str, Any]:
+    """A typical allowed model call's row (bench/audit_ids.py uses it too)."""
+    return {
+        "id": decision_id,
+        "ts": datetime.now(UTC),
+        "endpoint": "chat.completions",
+        "subject": "client-1",
+        "client_id": "client-1",
+        "org_id": "org-1",
+        "token_id": "tok-1",
+        "tier": "public",
+        "model": "demo-general",
+        "decision": "allow",
+        "reasons": '["allowed"]',
+        "status": 200,
+        "policy_version": "0123456789ab",
+        "latency_ms": 1.234,
+        "request_hash": "ff" * 32,
+        "upstream_target": "a",
+        "upstream_tries": 1,
+        "detail": None,
+    }
+
+
 def _rows(n: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": uuid.uuid4().hex,
-            "ts": datetime.now(UTC),
-            "endpoint": "chat.completions",
-            "subject": "client-1",
-            "client_id": "client-1",
-            "org_id": "org-1",
-            "token_id": "tok-1",
-            "tier": "public",
-            "model": "demo-general",
-            "decision": "allow",
-            "reasons": '["allowed"]',
-            "status": 200,
-            "policy_version": "0123456789ab",
-            "latency_ms": 1.234,
-            "request_hash": "ff" * 32,
-            "upstream_target": "a",
-            "upstream_tries": 1,
-            "detail": None,
-        }
-        for _ in range(n)
-    ]
+    return [audit_row(uuid.uuid4().hex) for _ in range(n)]
 
 
 def _core(conn: Connection, rows: list[dict[str, Any]]) -> None:
